@@ -1,0 +1,101 @@
+"""Which extractor handles a file: built-ins plus third-party plugins.
+
+Plugins register under the ``xtract.extractors`` entry-point group; each entry
+point names an ``Extractor`` object (or a zero-argument callable returning one or
+a list of them). They are dispatched exactly like the built-ins.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from importlib.metadata import entry_points
+
+from extractors.base import Extractor
+from extractors.detect import mime_from_extension, mime_from_head, read_head
+from extractors.physical import PHYSICAL
+
+ENTRY_POINT_GROUP = "xtract.extractors"
+#: Extensions whose content decides between a table and free text.
+AMBIGUOUS_EXTENSIONS = frozenset({"", "txt", "dat", "text", "log", "out"})
+
+log = logging.getLogger(__name__)
+
+
+def builtin_extractors() -> list[Extractor]:
+    """The extractors shipped with the package (imported lazily: they pull heavy libraries)."""
+    from extractors import builtins
+
+    return list(builtins.BUILTINS)
+
+
+def _plugin_extractors() -> list[Extractor]:
+    found: list[Extractor] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, Extractor):
+                obj = obj()
+            items = obj if isinstance(obj, (list, tuple)) else [obj]
+            for item in items:
+                if not isinstance(item, Extractor):
+                    raise TypeError(f"{type(item).__name__} is not an Extractor")
+                found.append(item)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break dispatch
+            log.warning("extractor plugin %s failed to load: %s", ep.name, exc)
+    return found
+
+
+class Registry:
+    """Extension and mime lookup tables over a fixed list of extractors."""
+
+    def __init__(self, extractors: list[Extractor]) -> None:
+        self.by_name: dict[str, Extractor] = {}
+        self.by_extension: dict[str, Extractor] = {}
+        self.by_mime: dict[str, Extractor] = {}
+        for ex in sorted(extractors, key=lambda e: e.priority, reverse=True):
+            # later (lower priority number) entries overwrite earlier ones
+            self.by_name[ex.name] = ex
+            for ext in ex.extensions:
+                self.by_extension[ext] = ex
+            for mime in ex.mimes:
+                self.by_mime[mime] = ex
+        self.by_name.setdefault(PHYSICAL.name, PHYSICAL)
+        #: Changes whenever any extractor's version does; part of the fingerprint of
+        #: files whose extractor is only decided by content at extraction time.
+        self.signature = ",".join(f"{n}={e.version}" for n, e in sorted(self.by_name.items()))
+
+    def get(self, name: str) -> Extractor:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise KeyError(f"no extractor named {name!r}; known: {sorted(self.by_name)}") from None
+
+    def for_extension(self, extension: str) -> tuple[str | None, Extractor | None]:
+        """(mime, extractor) from the extension alone; cheap, no I/O."""
+        mime = mime_from_extension(extension)
+        ex = self.by_extension.get(extension)
+        if ex is None and mime is not None and extension not in AMBIGUOUS_EXTENSIONS:
+            ex = self.by_mime.get(mime)
+        return mime, ex
+
+    def for_content(self, head: bytes) -> tuple[str | None, Extractor | None]:
+        mime = mime_from_head(head)
+        return mime, self.by_mime.get(mime) if mime else None
+
+    def infer(self, path: str, extension: str) -> tuple[str | None, Extractor | None]:
+        """Extension first; the file's head when the extension is silent or ambiguous."""
+        mime, ex = self.for_extension(extension)
+        if ex is not None and extension not in AMBIGUOUS_EXTENSIONS:
+            return mime, ex
+        try:
+            head = read_head(path)
+        except OSError:
+            return mime, ex
+        cmime, cex = self.for_content(head)
+        return (cmime or mime), (cex or ex)
+
+
+@lru_cache(maxsize=1)
+def default_registry() -> Registry:
+    return Registry(builtin_extractors() + _plugin_extractors())

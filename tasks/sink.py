@@ -1,0 +1,55 @@
+"""Sink stage: make the metadata directory consistent with this run.
+
+Group files were written atomically as batches finished; here the journal drops
+groups this run no longer saw (their JSON goes too) and index.parquet is
+rewritten from the journal, so every crawled file is in it exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.state import StateStore
+
+
+def metadata_layout(out_dir: str) -> dict[str, str]:
+    """Where everything lives under a metadata directory."""
+    state = os.path.join(out_dir, ".xtract")
+    return {
+        "out": out_dir,
+        "groups": os.path.join(out_dir, "groups"),
+        "index": os.path.join(out_dir, "index.parquet"),
+        "state": state,
+        "crawl_spool": os.path.join(state, "crawl.parquet"),
+        "groups_spool": os.path.join(state, "groups.parquet"),
+    }
+
+
+def finalize_metadata(out_dir: str, run_id: str) -> dict[str, Any]:
+    layout = metadata_layout(out_dir)
+    state = StateStore(layout["state"])
+    try:
+        gone = state.forget_unseen(run_id)
+        for gid in gone:
+            try:
+                os.unlink(os.path.join(layout["groups"], f"{gid}.json"))
+            except FileNotFoundError:
+                pass
+        rows = state.write_index(layout["index"], run_id)
+        return {"index_rows": rows, "groups_removed": len(gone), "counts": state.counts(run_id),
+                "by_extractor": state.counts_by_extractor(run_id)}
+    finally:
+        state.close()
+
+
+@task(name="sink", cache_policy=NO_CACHE, task_run_name="sink-{endpoint_name}")
+def sink(out_dir: str, run_id: str, *, endpoint_name: str = "endpoint") -> dict[str, Any]:
+    """Write index.parquet and drop metadata of files that are gone."""
+    result = finalize_metadata(out_dir, run_id)
+    get_run_logger().info("index.parquet: %d rows; %d stale groups removed", result["index_rows"],
+                          result["groups_removed"])
+    return result

@@ -1,0 +1,142 @@
+"""The metadata directory's memory across runs: which groups are done, per-file outcomes.
+
+SQLite (WAL) under OUT/.xtract/ is the journal: each finished batch is committed
+in one transaction, so a crash loses at most the batches in flight, a rerun skips
+every group whose fingerprint is already recorded, and index.parquet is rebuilt
+from it without holding the repository in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+INDEX_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("size", pa.int64()),
+        ("mtime", pa.float64()),
+        ("extension", pa.string()),
+        ("mime", pa.string()),
+        ("extractor", pa.string()),
+        ("group_id", pa.string()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+    ]
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS groups (
+    group_id TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, extractor TEXT,
+    run_id TEXT NOT NULL, outcome TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, group_id TEXT NOT NULL, size INTEGER, mtime REAL, extension TEXT,
+    mime TEXT, extractor TEXT, status TEXT NOT NULL, error TEXT);
+CREATE INDEX IF NOT EXISTS files_group ON files(group_id);
+CREATE INDEX IF NOT EXISTS groups_run ON groups(run_id);
+"""
+
+
+def _chunks(items: list[str], n: int = 900) -> Iterator[list[str]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+class StateStore:
+    """One metadata directory's journal. Only the flow process writes it."""
+
+    def __init__(self, state_dir: str) -> None:
+        os.makedirs(state_dir, exist_ok=True)
+        self.path = os.path.join(state_dir, "state.sqlite")
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def done_fingerprints(self, group_ids: list[str]) -> dict[str, str]:
+        """group_id -> recorded fingerprint, for the ids that have one."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(group_ids):
+            q = f"SELECT group_id, fingerprint FROM groups WHERE group_id IN ({','.join('?' * len(chunk))})"
+            found.update(self.db.execute(q, chunk).fetchall())
+        return found
+
+    def mark_skipped(self, group_ids: list[str], run_id: str) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            for chunk in _chunks(group_ids):
+                self.db.execute(
+                    f"UPDATE groups SET run_id=?, outcome='skipped' WHERE group_id IN ({','.join('?' * len(chunk))})",
+                    [run_id, *chunk],
+                )
+
+    def record(self, results: Iterable[dict[str, Any]], run_id: str) -> None:
+        """Commit the outcome of extracted groups (one transaction per call)."""
+        with self.db:
+            self.db.execute("BEGIN")
+            for res in results:
+                gid = res["group_id"]
+                self.db.execute("DELETE FROM files WHERE group_id=?", (gid,))
+                self.db.execute(
+                    "INSERT OR REPLACE INTO groups VALUES (?,?,?,?, 'done')",
+                    (gid, res["fingerprint"], res["extractor"], run_id),
+                )
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)",
+                    [(f["path"], gid, f["size"], f["mtime"], f["extension"], f["mime"], f["extractor"],
+                      f["status"], f["error"]) for f in res["files"]],
+                )
+
+    def forget_unseen(self, run_id: str) -> list[str]:
+        """Drop groups this run did not see (deleted or regrouped files); returns their ids."""
+        gone = [g for (g,) in self.db.execute("SELECT group_id FROM groups WHERE run_id != ?", (run_id,))]
+        with self.db:
+            self.db.execute("BEGIN")
+            for chunk in _chunks(gone):
+                marks = ",".join("?" * len(chunk))
+                self.db.execute(f"DELETE FROM files WHERE group_id IN ({marks})", chunk)
+                self.db.execute(f"DELETE FROM groups WHERE group_id IN ({marks})", chunk)
+        return gone
+
+    def counts(self, run_id: str) -> dict[str, int]:
+        """File counts by index status for this run (skipped = done by an earlier run)."""
+        rows = self.db.execute(
+            "SELECT CASE WHEN g.outcome='skipped' THEN 'skipped' ELSE f.status END AS s, count(*) "
+            "FROM files f JOIN groups g USING(group_id) WHERE g.run_id=? GROUP BY s", (run_id,)
+        ).fetchall()
+        return {status: n for status, n in rows}
+
+    def counts_by_extractor(self, run_id: str) -> dict[str, dict[str, int]]:
+        rows = self.db.execute(
+            "SELECT coalesce(f.extractor, 'none'), CASE WHEN g.outcome='skipped' THEN 'skipped' ELSE f.status END AS s,"
+            " count(*) FROM files f JOIN groups g USING(group_id) WHERE g.run_id=? GROUP BY 1, 2", (run_id,)
+        ).fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for name, status, n in rows:
+            out.setdefault(name, {})[status] = n
+        return out
+
+    def write_index(self, index_path: str, run_id: str, *, chunk_rows: int = 100_000) -> int:
+        """Write index.parquet atomically from the journal; returns the row count."""
+        cur = self.db.execute(
+            "SELECT f.path, f.size, f.mtime, f.extension, f.mime, f.extractor, f.group_id, "
+            "CASE WHEN g.outcome='skipped' THEN 'skipped' ELSE f.status END, f.error "
+            "FROM files f JOIN groups g USING(group_id) WHERE g.run_id=? ORDER BY f.path", (run_id,)
+        )
+        tmp = f"{index_path}.partial"
+        rows = 0
+        with pq.ParquetWriter(tmp, INDEX_SCHEMA, compression="zstd") as writer:
+            while batch := cur.fetchmany(chunk_rows):
+                cols = list(zip(*batch, strict=True))
+                writer.write_batch(pa.record_batch([list(c) for c in cols], schema=INDEX_SCHEMA))
+                rows += len(batch)
+        os.replace(tmp, index_path)
+        return rows

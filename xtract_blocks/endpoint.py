@@ -1,0 +1,62 @@
+"""The XtractEndpoint block: one repository to crawl and where its metadata goes."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Literal
+
+from prefect.blocks.core import Block
+from pydantic import Field, field_validator
+
+from xtract_blocks.credentials import GlobusCredentials
+
+RepoType = Literal["local", "globus"]
+Grouper = Literal["file_is_group", "directory", "related"]
+
+
+class XtractEndpoint(Block):
+    """A file repository (a local directory tree or a Globus collection) and its metadata home.
+
+    Field names follow xtract-sdk's XtractEndpoint so ported scripts keep working.
+    """
+
+    _block_type_name = "Xtract Endpoint"
+    _block_type_slug = "xtract-endpoint"
+    _description = "A repository to crawl and extract metadata from, and where the metadata is written."
+
+    repo_type: RepoType = Field(default="local", description="'local' (this machine) or 'globus' (a collection).")
+    globus_ep_id: str | None = Field(
+        default=None, description="Globus collection id holding the data (repo_type 'globus')."
+    )
+    funcx_ep_id: str | None = Field(
+        default=None,
+        description="Globus Compute endpoint id that runs the extractors near the data; none means local workers.",
+    )
+    dirs: list[str] = Field(default_factory=list, description="Directories (or files) to crawl.")
+    grouper: Grouper = Field(
+        default="file_is_group",
+        description="How files become groups: one per file, one per directory, or related files by stem.",
+    )
+    local_mdata_path: str = Field(
+        default="xtract-metadata", description="Directory where group JSON, index.parquet and state are written."
+    )
+    follow_symlinks: bool = Field(default=False, description="Follow symbolic links while crawling (loop-safe).")
+    credentials: GlobusCredentials | None = Field(
+        default=None, description="Globus credentials, needed for repo_type 'globus' and Globus Compute."
+    )
+
+    @field_validator("dirs", mode="before")
+    @classmethod
+    def _one_dir_is_a_list(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    def slug(self) -> str:
+        """A stable artifact-key-safe name: the block name, else a digest of the dirs."""
+        name = getattr(self, "_block_document_name", None)
+        if name:
+            slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+            if slug:
+                return slug[:40]
+        digest = hashlib.sha1("\0".join([self.repo_type, self.globus_ep_id or "", *self.dirs]).encode()).hexdigest()
+        return f"{self.repo_type}-{digest[:10]}"
