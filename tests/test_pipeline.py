@@ -140,3 +140,25 @@ def test_cli_bad_input_fails_fast(tmp_path, xtract_bin, subprocess_env, argv, ne
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr
     assert time.monotonic() - started < 10
+
+
+def test_several_endpoints_run_as_subflows_and_offload_together(tmp_path):
+    from flows.multi_flow import xtract
+
+    eps = []
+    for name in ("one", "two"):
+        small_corpus(tmp_path / name)
+        eps.append(XtractEndpoint(dirs=[str(tmp_path / name)], local_mdata_path=str(tmp_path / f"out-{name}")))
+    state = xtract(eps, workers=2, dest_path=str(tmp_path / "dest"), return_state=True)
+    assert state.is_completed(), state.message
+    summaries = state.result()
+    assert [s["files_crawled"] for s in summaries] == [6, 6]
+    folder = pathlib.Path(summaries[0]["offload_path"])
+    assert folder.parent == tmp_path / "dest"
+    for s in summaries:
+        check_contract(folder / s["endpoint"], expected_files=6)
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(
+            any_=[s["flow_run_id"] for s in summaries])))
+        parent_task_ids = {r.parent_task_run_id for r in runs}
+    assert None not in parent_task_ids, "endpoint runs must be subflows of the xtract run"
