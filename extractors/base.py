@@ -30,7 +30,21 @@ class Extractor:
     mimes: frozenset[str] = field(default_factory=frozenset)
     #: Lower runs first when two extractors claim the same extension.
     priority: int = 100
+    #: "binary", "text" or "any". With "binary"/"text" the dispatcher compares the
+    #: file's head with the extension's promise and reroutes on a clear mismatch
+    #: (a PNG named .csv); "any" (the plugin default) trusts the extension.
+    kind: str = "any"
+    #: Head mime types that are consistent with this extractor without routing
+    #: other files to it (an .npz is a zip, a netCDF-4 file is HDF5, json.gz is gzip).
+    accepts: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extensions", frozenset(e.lower().lstrip(".") for e in self.extensions))
         object.__setattr__(self, "mimes", frozenset(m.lower() for m in self.mimes))
+        object.__setattr__(self, "accepts", frozenset(m.lower() for m in self.accepts))
+        if self.kind not in ("binary", "text", "any"):
+            raise ValueError(f"Extractor.kind must be 'binary', 'text' or 'any', not {self.kind!r}")
+
+    def fits_content(self, mime: str) -> bool:
+        """Whether a head with this (signature) mime type is plausibly this extractor's format."""
+        return mime in self.mimes or mime in self.accepts

@@ -3,10 +3,16 @@
 This is the one entry point shipped to every executor (process pool, Dask,
 Globus Compute), so it is a plain top-level function over plain dicts. A failing
 or hanging file becomes an error record for that file; the batch always returns.
+Paths arrive as text (``extractors.fspath``) and are turned back into real names
+here; each file is stat-ed again, because a crawl can be hours old: a file that
+changed is described as it is now, one that vanished becomes a clear error.
+The only failure that escapes a batch is not being able to write metadata (a full
+disk): retrying elsewhere cannot help, so the caller must stop.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -14,6 +20,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from extractors.fspath import clean_strings, to_fs, to_text
 from extractors.jsonable import to_jsonable
 from extractors.limits import GroupTimeout, time_limit
 from extractors.physical import PHYSICAL
@@ -21,79 +28,170 @@ from extractors.registry import default_registry
 
 #: Group-level extractor name when members use different extractors.
 MIXED = "matio"
+#: errno values that mean "the metadata disk cannot take more": never retried.
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class MetadataWriteError(OSError):
+    """Metadata could not be written (disk full, quota, file size limit); stops the run."""
 
 
 def write_json_atomic(path: str, doc: dict[str, Any]) -> None:
-    """Write JSON so that readers only ever see a complete file."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    """Write JSON so that readers only ever see a complete file, with the user's umask.
+
+    A name never holds a partial file: the bytes go to ``.tmp-*`` in the same
+    directory and are renamed over the target. ``remove_partial_files`` sweeps
+    what a killed process leaves behind.
+    """
+    text = json.dumps(doc, ensure_ascii=False, allow_nan=False)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, ensure_ascii=False, allow_nan=False)
-        os.chmod(tmp, 0o666 & ~_umask())
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from an extractor: make it valid text
+        data = json.dumps(clean_strings(doc), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    directory = os.path.dirname(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    except OSError as exc:
+        raise _write_error(exc, path) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise _write_error(exc, path) from exc
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _write_error(exc: OSError, path: str) -> OSError:
+    if exc.errno in DISK_FULL_ERRNOS:
+        return MetadataWriteError(exc.errno, f"cannot write metadata ({exc.strerror})", to_text(path))
+    return exc
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it.
+
+    ``os.umask`` can only be read by setting it, and setting it to 0 even for a
+    moment would let a file created by another thread be world-writable; Linux
+    publishes the value in /proc/self/status instead.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _umask_fallback()
+
+
+def _umask_fallback() -> int:
+    global _UMASK
+    if _UMASK is None:  # once per process, before worker threads exist
+        _UMASK = os.umask(0o022)
+        os.umask(_UMASK)
+    return _UMASK
+
+
+_UMASK: int | None = None
+
+
+def remove_partial_files(directory: str) -> int:
+    """Delete ``.tmp-*`` files a killed writer left in ``directory``; returns how many.
+
+    Only call when no writer of this metadata directory is running (start of a run).
+    """
+    removed = 0
+    try:
+        with os.scandir(directory) as it:
+            for entry in it:
+                if entry.name.startswith(".tmp-"):
+                    try:
+                        os.unlink(entry.path)
+                        removed += 1
+                    except FileNotFoundError:
+                        pass
+    except FileNotFoundError:
+        pass
+    return removed
 
 
 def _error(path: str, extractor: str, exc: BaseException) -> dict[str, str]:
-    return {"path": path, "extractor": extractor, "type": type(exc).__name__, "message": str(exc)[:2000]}
+    return {"path": path, "extractor": extractor, "type": type(exc).__name__, "message": to_text(str(exc)[:2000])}
+
+
+def _restat(f: dict[str, Any]) -> tuple[dict[str, Any], BaseException | None]:
+    """The file's record as it is now; an error when it vanished or cannot be stat-ed."""
+    try:
+        st = os.stat(to_fs(f["path"]))
+    except FileNotFoundError:
+        return f, FileNotFoundError(errno.ENOENT, "file vanished after the crawl (deleted or moved)")
+    except OSError as exc:
+        return f, exc
+    if st.st_size != f["size"] or st.st_mtime != f["mtime"]:
+        f = {**f, "size": st.st_size, "mtime": st.st_mtime}
+    return f, None
 
 
 def extract_group(group: dict[str, Any], *, limit_s: float | None = None) -> dict[str, Any]:
-    """Extract one group; returns its metadata document with per-file outcomes."""
+    """Extract one group; returns its metadata document with per-file outcomes.
+
+    Every member gets exactly one outcome: ok, unknown (no extractor claims it) or
+    error (the extractor failed, the file vanished, or the group ran out of time).
+    """
     registry = default_registry()
     started = time.perf_counter()
     files_out: list[dict[str, Any]] = []
     per_extractor: dict[str, dict[str, Any]] = {}
     errors: list[dict[str, str]] = []
     versions: dict[str, str] = {}
-    timed_out = False
     multi = len(group["files"]) > 1
-    with time_limit(limit_s):
+    timeout_msg = f"TimeoutError: group exceeded its time limit of {limit_s}s"
+    with time_limit(limit_s) as deadline:
         for f in group["files"]:
             path = f["path"]
-            mime, ex = f.get("mime"), None
-            status, error = "unknown", None
-            if timed_out:
-                status, error = "error", f"TimeoutError: group exceeded its time limit of {limit_s}s"
+            f, stat_error = _restat(f)
+            mime, ex, use = f.get("mime"), None, None
+            status, error, result = "error", None, None
+            if stat_error is not None:
+                error = f"{type(stat_error).__name__}: {to_text(str(stat_error))[:500]}"
+                errors.append(_error(path, f.get("extractor") or "", stat_error))
+            elif deadline.expired:
+                error = timeout_msg
                 errors.append({"path": path, "extractor": "", "type": "TimeoutError", "message": error})
-                files_out.append({**_file_fields(f, mime), "extractor": None, "status": status, "error": error})
-                continue
-            try:
-                mime, ex = registry.infer(path, f.get("extension", ""))
-                use = ex or PHYSICAL
-                result = use.func(path)
-                status = "ok" if ex is not None else "unknown"
-            except GroupTimeout:
-                timed_out = True
-                use = ex or PHYSICAL
-                status, error = "error", f"TimeoutError: group exceeded its time limit of {limit_s}s"
-                errors.append({"path": path, "extractor": use.name, "type": "TimeoutError", "message": error})
-                result = None
-            except (Exception, MemoryError, RecursionError) as exc:  # noqa: BLE001 - one bad file is a record
-                use = ex or PHYSICAL
-                status, error = "error", f"{type(exc).__name__}: {str(exc)[:500]}"
-                errors.append(_error(path, use.name, exc))
-                result = None
-            versions[use.name] = use.version
-            if result is not None:
+            else:
+                try:
+                    with deadline.guard():
+                        fs = to_fs(path)
+                        mime, ex = registry.infer(fs, f.get("extension", ""))
+                        use = ex or PHYSICAL
+                        result = use.func(fs)
+                    status = "ok" if ex is not None else "unknown"
+                except GroupTimeout:
+                    use = use or ex or PHYSICAL
+                    error = timeout_msg
+                    errors.append({"path": path, "extractor": use.name, "type": "TimeoutError", "message": error})
+                except (Exception, MemoryError, RecursionError) as exc:  # noqa: BLE001 - one bad file is a record
+                    use = use or ex or PHYSICAL
+                    result = None
+                    error = f"{type(exc).__name__}: {to_text(str(exc))[:500]}"
+                    errors.append(_error(path, use.name, exc))
+            if use is not None:
+                versions[use.name] = use.version
+            if result is not None and use is not None:
                 slot = per_extractor.setdefault(use.name, {"members": {}} if multi else {})
                 if multi:
                     slot["members"][path] = result
                 else:
                     slot.update(result)
-            files_out.append({**_file_fields(f, mime), "extractor": use.name, "status": status, "error": error})
+            files_out.append({**_file_fields(f, mime), "extractor": use.name if use else f.get("extractor"),
+                              "status": status, "error": error})
     names = sorted({f["extractor"] for f in files_out if f["extractor"]})
     extractor = names[0] if len(names) == 1 else (MIXED if names else PHYSICAL.name)
     doc = {

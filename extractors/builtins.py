@@ -1,9 +1,26 @@
-"""The built-in extractor list, in one place so dispatch and docs agree."""
+"""The built-in extractor list, in one place so dispatch and docs agree.
+
+Each module imports its heavy library (pandas, h5py, netCDF4, Pillow, ...) inside
+the extractor function, so importing this list stays cheap and a worker only pays
+for the libraries of the files it actually sees.
+"""
 
 from __future__ import annotations
 
+from extractors.archives import ARCHIVES
 from extractors.base import Extractor
+from extractors.c_code import C_CODE
+from extractors.fits import FITS
+from extractors.hdf5 import HDF5
+from extractors.images import IMAGES
+from extractors.jsonxml import JSONXML
+from extractors.keyword import KEYWORD
+from extractors.netcdf import NETCDF
+from extractors.numpy_files import NUMPY
 from extractors.physical import PHYSICAL
+from extractors.python_code import PYTHON
 from extractors.tabular import TABULAR
 
-BUILTINS: tuple[Extractor, ...] = (TABULAR, PHYSICAL)
+BUILTINS: tuple[Extractor, ...] = (
+    TABULAR, JSONXML, KEYWORD, IMAGES, HDF5, NETCDF, PYTHON, C_CODE, ARCHIVES, NUMPY, FITS, PHYSICAL,
+)

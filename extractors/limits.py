@@ -1,13 +1,16 @@
 """Resource limits applied inside an extraction worker process.
 
 Runs in the worker (process-pool initializer), so a runaway extractor hits its
-own limit and cannot take the flow process down with it.
+own limit and cannot take the flow process down with it: RLIMIT_AS turns
+unbounded allocation into a MemoryError, no core files are dumped by a crashing C
+library, and a SIGALRM timer interrupts an extractor that runs past its time.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,11 +20,17 @@ class GroupTimeout(Exception):
 
 
 def init_worker(memory_limit_mb: int | None = None) -> None:
-    """Process-pool initializer: cap the address space and ignore Ctrl-C in workers."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if memory_limit_mb:
-        import resource
+    """Process-pool initializer: cap the address space, no core dumps, ignore Ctrl-C."""
+    import resource
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # a file-size limit must fail a write with EFBIG, not kill the worker
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    except (ValueError, OSError):
+        pass
+    if memory_limit_mb:
         limit = memory_limit_mb * 1024 * 1024
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY:
@@ -29,24 +38,58 @@ def init_worker(memory_limit_mb: int | None = None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _raise_timeout(signum: int, frame: object) -> None:
-    raise GroupTimeout()
+class Deadline:
+    """A group's time budget.
+
+    The timer only raises while an extractor runs (inside ``guard``); elsewhere it
+    just marks the deadline expired, so the bookkeeping around extractors is
+    never cut in half and every file gets exactly one outcome.
+    """
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds if seconds else float("inf")
+        self._fired = False
+        self._armed = False
+
+    @property
+    def expired(self) -> bool:
+        return self._fired or time.monotonic() >= self.end
+
+    def _on_alarm(self, signum: int, frame: object) -> None:
+        self._fired = True
+        if self._armed:
+            self._armed = False
+            raise GroupTimeout()
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Run extractor code; raises GroupTimeout when the deadline passes (or has passed)."""
+        if self.expired:
+            raise GroupTimeout()
+        self._armed = True
+        try:
+            yield
+        finally:
+            self._armed = False
 
 
 @contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise GroupTimeout after ``seconds`` of wall time (main thread only).
+def time_limit(seconds: float | None) -> Iterator[Deadline]:
+    """A Deadline whose guard raises GroupTimeout after ``seconds`` of wall time.
 
-    Outside the main thread (Dask, Globus Compute threads) signals cannot be
-    used; there the executor's own deadline is the guard.
+    Signals only work in the main thread; elsewhere (Dask, Globus Compute threads)
+    the deadline is checked between files and the executor's own deadline guards
+    against one file that never returns.
     """
+    deadline = Deadline(seconds)
     if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
+        yield deadline
         return
-    previous = signal.signal(signal.SIGALRM, _raise_timeout)
+    previous = signal.signal(signal.SIGALRM, deadline._on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
-        yield
+        yield deadline
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

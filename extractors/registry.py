@@ -12,12 +12,20 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 
 from extractors.base import Extractor
-from extractors.detect import mime_from_extension, mime_from_head, read_head
+from extractors.detect import (
+    GENERIC_MIMES,
+    decode_text_head,
+    mime_from_extension,
+    mime_from_head,
+    read_head,
+    signature_mime,
+    sniff_text,
+)
 from extractors.physical import PHYSICAL
 
 ENTRY_POINT_GROUP = "xtract.extractors"
 #: Extensions whose content decides between a table and free text.
-AMBIGUOUS_EXTENSIONS = frozenset({"", "txt", "dat", "text", "log", "out"})
+AMBIGUOUS_EXTENSIONS = frozenset({"", "txt", "dat", "text", "log", "out", "asc", "data"})
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +92,51 @@ class Registry:
         return mime, self.by_mime.get(mime) if mime else None
 
     def infer(self, path: str, extension: str) -> tuple[str | None, Extractor | None]:
-        """Extension first; the file's head when the extension is silent or ambiguous."""
+        """(mime, extractor) for one file: extension first, checked against the file's head.
+
+        Silent or ambiguous extensions (none, .txt, .dat) are decided by content. A
+        specific extension is kept unless the head clearly contradicts it: a strong
+        magic signature of another format (a PNG named .csv), or plain text where a
+        binary format was promised (a CSV named .h5). Garbage with no signature stays
+        with the extension's extractor, which then fails with a clear error.
+        """
         mime, ex = self.for_extension(extension)
-        if ex is not None and extension not in AMBIGUOUS_EXTENSIONS:
+        specific = ex is not None and extension not in AMBIGUOUS_EXTENSIONS
+        if specific and ex.kind == "any":  # type: ignore[union-attr]
             return mime, ex
         try:
             head = read_head(path)
         except OSError:
             return mime, ex
+        if specific:
+            return self._check_promise(mime, ex, head)  # type: ignore[arg-type]
         cmime, cex = self.for_content(head)
-        return (cmime or mime), (cex or ex)
+        if cmime in GENERIC_MIMES and mime and mime not in GENERIC_MIMES:
+            cmime = mime  # ".mat" says more than "application/octet-stream"
+        return cmime, cex
+
+    def _check_promise(self, mime: str | None, ex: Extractor, head: bytes) -> tuple[str | None, Extractor | None]:
+        if not head:
+            return mime, ex  # empty: the extractor reports it
+        strong = signature_mime(head)
+        if strong is not None:
+            if ex.fits_content(strong):
+                return mime, ex
+            return strong, self.by_mime.get(strong)
+        if ex.kind == "binary" and decode_text_head(head) is not None:
+            tmime = sniff_text(head)
+            if tmime != "application/octet-stream":
+                return tmime, self.by_mime.get(tmime)
+        return mime, ex
 
 
 @lru_cache(maxsize=1)
 def default_registry() -> Registry:
+    """Built-ins plus installed plugins, discovered once per process."""
     return Registry(builtin_extractors() + _plugin_extractors())
+
+
+def reload_registry() -> Registry:
+    """Forget the cached registry and discover plugins again (after installing one)."""
+    default_registry.cache_clear()
+    return default_registry()

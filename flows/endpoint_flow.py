@@ -15,17 +15,25 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed
 
+from flows.client_spool import crawl_spool_totals
+from flows.globus_habitat import extraction_spec, globus_problem, ingest_to_search, offload_by_globus
 from tasks.containers import register_containers
 from tasks.crawl import crawl
-from tasks.executors import ExecutorSpec
+from tasks.executor_compute import with_remote_options
+from tasks.fetch_staging import with_fetch_staging
 from tasks.group import group
 from tasks.offload import offload
+from tasks.search import update_search_index
 from tasks.sink import metadata_layout, sink
 from tasks.status import publish_crawl_status, publish_summary
 from tasks.xtract import xtract
 from xtract_blocks import XtractEndpoint
+from xtract_blocks.compute import GlobusComputeSettings
+from xtract_blocks.endpoint import Grouper
 
 ExecutorKind = Literal["local", "dask", "globus-compute"]
+#: "crawl" stops after crawl+group (the seed's crawl()); "xtract" reuses that crawl's spool (the seed's xtract()).
+Stage = Literal["all", "crawl", "xtract"]
 
 
 class EndpointConfigError(ValueError):
@@ -43,7 +51,7 @@ def resolve_endpoint(endpoint: XtractEndpoint | str) -> XtractEndpoint:
 
 def check_endpoint(ep: XtractEndpoint) -> None:
     """Fail before any work with a message naming what is wrong."""
-    if not ep.dirs:
+    if not ep.dirs and not ep.file_lists:
         raise EndpointConfigError("XtractEndpoint.dirs is empty: name at least one directory to crawl")
     if ep.repo_type == "local":
         missing = [d for d in ep.dirs if not os.path.exists(os.path.expanduser(d))]
@@ -69,6 +77,15 @@ def xtract_endpoint(
     time_limit_s: float = 120.0,
     dest_path: str | None = None,
     delete_source: bool = False,
+    stage: Stage = "all",
+    dirs: list[str] | None = None,
+    grouper: Grouper | None = None,
+    dest_endpoint_id: str | None = None,
+    search_index_id: str | None = None,
+    search_visible_to: list[str] | None = None,
+    transfer_timeout_s: float = 3600.0,
+    dask_address: str | None = None,
+    compute_settings: GlobusComputeSettings | str | None = None,
 ) -> Any:
     """Crawl one endpoint, extract metadata for every group, write it, optionally offload it.
 
@@ -80,24 +97,56 @@ def xtract_endpoint(
         time_limit_s: wall-time limit per group; a group past it becomes an error record.
         dest_path: when set, copy the metadata under dest_path/YYYY-MM-DD-hh:mm:ss/.
         delete_source: remove the local metadata after a verified offload.
+        stage: all stages, only crawl+group, or only extraction from the last crawl's spool.
+        dirs: overrides the block's dirs for this run (deployments: one block, several trees).
+        grouper: overrides the block's grouper for this run.
+        dest_endpoint_id: offload by Globus transfer to dest_path on this collection (docs/globus.md).
+        search_index_id: ingest the metadata into this Globus Search index (default: the block's).
+        search_visible_to: who may see the Search entries (default ["public"]).
+        transfer_timeout_s: how long a staging or offload transfer may take before it is cancelled.
+        dask_address: scheduler of an existing Dask cluster (executor 'dask'; default: a LocalCluster).
+        compute_settings: GlobusComputeSettings (or its block name) for executor 'globus-compute' (docs/compute.md).
     """
     started = time.perf_counter()
     logger = get_run_logger()
     ep = resolve_endpoint(endpoint)
+    overrides = {k: v for k, v in (("dirs", dirs), ("grouper", grouper)) if v is not None}
+    if overrides:
+        ep = ep.model_copy(update=overrides)  # keeps the block name, so artifact keys stay put
     check_endpoint(ep)
+    index_id = search_index_id or ep.search_index_id
+    problem = globus_problem(ep, dest_endpoint_id=dest_endpoint_id, search_index_id=index_id)
+    if problem:
+        raise EndpointConfigError(problem)
     name = ep.slug()
     run_id = flow_run.id or uuid.uuid4().hex
     out = os.path.abspath(os.path.expanduser(ep.local_mdata_path))
     layout = metadata_layout(out)
 
-    crawled = crawl(ep, layout["crawl_spool"], endpoint_name=name)
+    if stage == "xtract":  # extraction of an earlier crawl: its spool is the file list
+        crawled = crawl_spool_totals(layout["crawl_spool"])
+    else:
+        crawled = crawl(ep, layout["crawl_spool"], endpoint_name=name)
     grouped = group(layout["crawl_spool"], layout["groups_spool"], ep.grouper, endpoint_name=name)
-    publish_crawl_status(name, run_id, crawled, grouped["groups"])
-    register_containers(grouped["by_extractor"], executor, endpoint_name=name)
-    spec = ExecutorSpec(kind=executor, workers=workers)
+    if stage != "xtract":
+        publish_crawl_status(name, run_id, crawled, grouped["groups"])
+    if stage == "crawl":
+        message = f"crawled {crawled['files']} files ({crawled['bytes']} bytes) in {grouped['groups']} groups"
+        logger.info(message)
+        return Completed(message=message, data={
+            "endpoint": name, "stage": stage, "files_crawled": crawled["files"], "bytes_crawled": crawled["bytes"],
+            "groups": grouped["groups"], "metadata_dir": out, "flow_run_id": str(run_id)})
+    settings = GlobusComputeSettings.load(compute_settings) if isinstance(compute_settings, str) else compute_settings
+    spec = with_remote_options(extraction_spec(ep, executor, workers, out, transfer_timeout_s=transfer_timeout_s),
+                               dask_address=dask_address, endpoint_id=ep.funcx_ep_id, credentials=ep.credentials,
+                               settings=settings)
+    register_containers(grouped["by_extractor"], executor, endpoint_name=name,
+                        compute=spec.options if executor == "globus-compute" else None)
+    spec = with_fetch_staging(ep, spec, out)  # https/fsspec: each batch is downloaded before extraction
     counters = xtract(layout["groups_spool"], out, run_id, spec, total_groups=grouped["groups"],
                       endpoint_name=name, batch_size=batch_size, limit_s=time_limit_s)
     sunk = sink(out, run_id, endpoint_name=name)
+    update_search_index(out, endpoint_name=name)
 
     counts = sunk["counts"]
     summary: dict[str, Any] = {
@@ -117,7 +166,12 @@ def xtract_endpoint(
         | {"fx": {"pending": counters["fx_pending"], "success": counters["fx_success"],
                   "failed": counters["fx_failed"]}},
     }
-    if dest_path:
+    if index_id:
+        summary["search"] = ingest_to_search(ep, index_id, out, visible_to=search_visible_to, endpoint_name=name)
+    if dest_path and dest_endpoint_id:
+        summary["offload_path"] = offload_by_globus(ep, {name: out}, dest_endpoint_id, dest_path,
+                                                    delete_source=delete_source, timeout_s=transfer_timeout_s)["path"]
+    elif dest_path:
         summary["offload_path"] = offload({name: out}, dest_path, delete_source=delete_source)["path"]
     summary["seconds"] = round(time.perf_counter() - started, 3)
     publish_summary(name, summary, sunk["by_extractor"])

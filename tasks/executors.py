@@ -53,26 +53,64 @@ class ExtractionPool:
         return self.executor.submit(fn, *args, **kwargs)
 
     def kill(self) -> None:
-        """Stop every worker now (a hung C extension ignores gentler requests)."""
-        processes = getattr(self.executor, "_processes", None) or {}
-        for proc in list(processes.values()):
+        """Stop every worker now (a hung C extension ignores gentler requests) and reap them.
+
+        Workers are SIGKILLed, then joined so no zombie or orphan outlives the pool;
+        the executor's futures fail with BrokenProcessPool or are cancelled.
+        """
+        processes = list((getattr(self.executor, "_processes", None) or {}).values())
+        for proc in processes:
             try:
                 proc.kill()
             except Exception:  # noqa: BLE001 - already gone
                 pass
         self.executor.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            try:
+                proc.join(timeout=10)
+            except Exception:  # noqa: BLE001 - not our child any more
+                pass
+        self._killed = True
 
     def restart(self) -> None:
         self.kill()
         self.executor = self._start()
+        self._killed = False
 
     def close(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        """Wait for running work and stop the workers (after ``kill`` there is nothing to wait for)."""
+        self.executor.shutdown(wait=not getattr(self, "_killed", False), cancel_futures=True)
+
+
+def _globus_staging(spec: ExecutorSpec) -> ExtractionPool:
+    from tasks.staging import staging_pool  # imported late: it wraps the pools defined here
+
+    return staging_pool(spec)
+
+
+def _fetch_staging(spec: ExecutorSpec) -> ExtractionPool:
+    from tasks.fetch_staging import fetch_staging_pool  # imported late: it wraps the pools defined here
+
+    return fetch_staging_pool(spec)
+
+
+def _dask(spec: ExecutorSpec) -> ExtractionPool:
+    from tasks.executor_dask import DaskPool  # imported late: distributed is heavy and optional
+
+    return DaskPool(spec)
+
+
+def _globus_compute(spec: ExecutorSpec) -> ExtractionPool:
+    from tasks.executor_compute import ComputePool  # imported late: it subclasses ExtractionPool
+
+    return ComputePool(spec)
 
 
 PoolFactory = Callable[[ExecutorSpec], ExtractionPool]
 #: executor kind -> pool factory; Dask and Globus Compute register themselves here.
-EXECUTORS: dict[str, PoolFactory] = {"local": ExtractionPool}
+EXECUTORS: dict[str, PoolFactory] = {"local": ExtractionPool, "globus-staging": _globus_staging,
+                                     "dask": _dask, "globus-compute": _globus_compute,
+                                     "fetch-staging": _fetch_staging}
 
 
 def open_pool(spec: ExecutorSpec) -> ExtractionPool:

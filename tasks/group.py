@@ -14,6 +14,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -91,12 +94,134 @@ def iter_directories(spool_path: str) -> Iterator[list[Row]]:
 
 def group_spool(crawl_spool: str, groups_spool: str, grouper: str,
                 registry: Registry | None = None) -> dict[str, Any]:
-    """Write the groups spool (one row per file, a group's rows together); returns counts."""
+    """Write the groups spool (one row per file, a group's rows together); returns counts.
+
+    The built-in groupers run columnar (Arrow kernels for names, extensions and keys;
+    Python only for the two hashes per group), a custom grouper row by row.
+    """
     registry = registry or default_registry()
     try:
         grouper_fn = GROUPERS[grouper]
     except KeyError:
         raise ValueError(f"unknown grouper {grouper!r}; choose one of {sorted(GROUPERS)}") from None
+    key_kind = _VECTOR_KEYS.get(grouper_fn)
+    if key_kind is not None:
+        return _group_columnar(crawl_spool, groups_spool, key_kind, registry)
+    return _group_rows(crawl_spool, groups_spool, grouper_fn, registry)
+
+
+#: The built-in groupers and the columnar key each stands for.
+_VECTOR_KEYS: dict[GrouperFn, str] = {group_file_is_group: "file", group_directory: "dir", group_related: "stem"}
+
+
+class _ExtensionTable:
+    """Per-extension (mime, extractor, fingerprint key), resolved once per distinct extension."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.known: dict[str, tuple[str | None, str | None, str]] = {}
+
+    def columns(self, extensions: pa.Array) -> tuple[pa.Array, pa.Array, list[str]]:
+        uniq = pc.unique(extensions)
+        facts = [self._facts(e) for e in uniq.to_pylist()]
+        idx = pc.index_in(extensions, value_set=uniq)
+        mimes = pa.array([f[0] for f in facts], pa.string()).take(idx)
+        names = pa.array([f[1] for f in facts], pa.string()).take(idx)
+        keys = [facts[i][2] for i in idx.to_numpy(zero_copy_only=False)]
+        return mimes, names, keys
+
+    def _facts(self, ext: str | None) -> tuple[str | None, str | None, str]:
+        ext = ext or ""
+        if ext not in self.known:
+            mime, ex = self.registry.for_extension(ext)
+            auto = ex is None or ext in AMBIGUOUS_EXTENSIONS
+            key = f"auto:{self.registry.signature}" if auto else f"{ex.name}={ex.version}"  # type: ignore[union-attr]
+            self.known[ext] = (mime, None if ex is None else ex.name, key)
+        return self.known[ext]
+
+
+def _iter_directory_chunks(spool_path: str, batch_rows: int = 65_536) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+    """(rows, their directories) in chunks that never split a directory (a crawl keeps one together)."""
+    carry: pa.Table | None = None
+    for rb in pq.ParquetFile(spool_path).iter_batches(batch_size=batch_rows):
+        table = pa.Table.from_batches([rb]) if carry is None else pa.concat_tables([carry, pa.Table.from_batches([rb])])
+        dirs = pc.replace_substring_regex(table.column("path"), r"/[^/]*$", "")
+        same = pc.equal(dirs, dirs[-1]).to_numpy(zero_copy_only=False)
+        cut = len(same)
+        while cut > 0 and same[cut - 1]:
+            cut -= 1
+        if cut == 0:  # one directory so far: keep reading
+            carry = table
+            continue
+        carry = table.slice(cut)
+        done = table.slice(0, cut).combine_chunks()
+        yield done.to_batches()[0], dirs.slice(0, cut).combine_chunks()
+    if carry is not None and carry.num_rows:
+        table = carry.combine_chunks()
+        yield table.to_batches()[0], pc.replace_substring_regex(table.column("path"), r"/[^/]*$", "").combine_chunks()
+
+
+def _group_columnar(crawl_spool: str, groups_spool: str, key_kind: str, registry: Registry) -> dict[str, Any]:
+    by_extractor: Counter[str] = Counter()
+    n_groups = 0
+    table = _ExtensionTable(registry)
+    sha1 = hashlib.sha1
+    with SpoolWriter(groups_spool, GROUP_SCHEMA) as spool:
+        for rb, dirs in _iter_directory_chunks(crawl_spool):
+            mimes, names, keys = table.columns(rb.column("extension"))
+            paths = rb.column("path").to_pylist()
+            sizes = rb.column("size").to_pylist()
+            mtimes = rb.column("mtime").to_pylist()
+            if key_kind == "file":
+                order = None
+                gids = [sha1(f"{p}\0".encode("utf-8", "surrogateescape")).hexdigest()[:24] for p in paths]
+                fps = [sha1(f"{k}\0{p}\0{s}\0{m!r}".encode("utf-8", "surrogateescape")).hexdigest()[:24]
+                       for k, p, s, m in zip(keys, paths, sizes, mtimes, strict=True)]
+                n_groups += len(paths)
+            else:
+                group_keys = dirs if key_kind == "dir" else pc.binary_join_element_wise(
+                    dirs, _stems(rb.column("path")), "/")
+                members: dict[str, list[int]] = {}
+                for i, k in enumerate(group_keys.to_pylist()):
+                    members.setdefault(k, []).append(i)
+                order, gids, fps = [], [], []
+                for rows in members.values():
+                    ranked = sorted(rows, key=paths.__getitem__)
+                    gid = group_id_of([paths[i] for i in ranked])
+                    fkey = "|".join(sorted({keys[i] for i in rows}))
+                    h = sha1(fkey.encode())
+                    for i in ranked:
+                        h.update(f"\0{paths[i]}\0{sizes[i]}\0{mtimes[i]!r}".encode("utf-8", "surrogateescape"))
+                    fp = h.hexdigest()[:24]
+                    order.extend(rows)
+                    gids.extend([gid] * len(rows))
+                    fps.extend([fp] * len(rows))
+                n_groups += len(members)
+            out = pa.record_batch([
+                pa.array(gids, pa.string()), pa.array(fps, pa.string()),
+                rb.column("path"), rb.column("size"), rb.column("mtime"), rb.column("extension"),
+                mimes, names, rb.column("endpoint"),
+            ], schema=GROUP_SCHEMA)
+            if order is not None:  # group members together, groups in order of first appearance
+                take = pa.array(order, pa.int64())
+                out = pa.record_batch([out.column(0), out.column(1)] + [out.column(i).take(take) for i in range(2, 9)],
+                                      schema=GROUP_SCHEMA)
+            spool.write_batch(out)
+            for vc in pc.value_counts(names).to_pylist():
+                by_extractor[vc["values"] or "auto"] += vc["counts"]
+        n_files = spool.rows
+    return {"groups": n_groups, "files": n_files, "by_extractor": dict(by_extractor)}
+
+
+def _stems(paths: pa.Array) -> pa.Array:
+    """``_stem`` of each path: the base name up to its first dot; a dot file keeps its whole name."""
+    base = pc.replace_substring_regex(paths, r"^.*/", "")
+    head = pc.replace_substring_regex(base, r"\..*$", "")
+    return pc.if_else(pc.starts_with(base, "."), base, head)
+
+
+def _group_rows(crawl_spool: str, groups_spool: str, grouper_fn: GrouperFn, registry: Registry) -> dict[str, Any]:
+    """Row-by-row grouping, for groupers given as a Python function over a directory's rows."""
     by_extractor: Counter[str] = Counter()
     n_groups = 0
     cols: dict[str, list[Any]] = {n: [] for n in GROUP_SCHEMA.names}

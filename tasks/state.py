@@ -106,6 +106,21 @@ class StateStore:
                 self.db.execute(f"DELETE FROM groups WHERE group_id IN ({marks})", chunk)
         return gone
 
+    def iter_group_versions(self, chunk_rows: int = 10_000) -> Iterator[tuple[str, str, str, str]]:
+        """(group_id, fingerprint, run_id, outcome) of every group, by group_id: what the search index syncs to."""
+        cur = self.db.execute("SELECT group_id, fingerprint, run_id, outcome FROM groups ORDER BY group_id")
+        while rows := cur.fetchmany(chunk_rows):
+            yield from rows
+
+    def files_of(self, group_ids: list[str]) -> list[tuple[Any, ...]]:
+        """(path, group_id, size, mtime, extension, mime, extractor, status, error) of the groups' files."""
+        rows: list[tuple[Any, ...]] = []
+        for chunk in _chunks(group_ids):
+            q = ("SELECT path, group_id, size, mtime, extension, mime, extractor, status, error FROM files "
+                 f"WHERE group_id IN ({','.join('?' * len(chunk))})")
+            rows.extend(self.db.execute(q, chunk).fetchall())
+        return rows
+
     def counts(self, run_id: str) -> dict[str, int]:
         """File counts by index status for this run (skipped = done by an earlier run)."""
         rows = self.db.execute(
@@ -133,10 +148,17 @@ class StateStore:
         )
         tmp = f"{index_path}.partial"
         rows = 0
-        with pq.ParquetWriter(tmp, INDEX_SCHEMA, compression="zstd") as writer:
-            while batch := cur.fetchmany(chunk_rows):
-                cols = list(zip(*batch, strict=True))
-                writer.write_batch(pa.record_batch([list(c) for c in cols], schema=INDEX_SCHEMA))
-                rows += len(batch)
+        try:
+            with pq.ParquetWriter(tmp, INDEX_SCHEMA, compression="zstd") as writer:
+                while batch := cur.fetchmany(chunk_rows):
+                    cols = list(zip(*batch, strict=True))
+                    writer.write_batch(pa.record_batch([list(c) for c in cols], schema=INDEX_SCHEMA))
+                    rows += len(batch)
+        except BaseException:  # e.g. ENOSPC: the previous index.parquet stays valid, no partial file stays
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
         os.replace(tmp, index_path)
         return rows

@@ -1,18 +1,26 @@
-"""Status as Prefect artifacts: a live progress bar, counter tables and a summary.
+"""Status as Prefect artifacts: a live progress bar, counter tables, a summary, the report.
 
 Artifact keys must be lowercase letters, digits and dashes; ``artifact_key``
 makes any endpoint name safe. Artifacts are best-effort: a failure to publish
-status is logged and never fails the extraction.
+status is logged and never fails the extraction. Tables are written for people
+reading the Prefect UI: human units beside the raw numbers (which API readers such
+as ``flows.client_status`` parse, so they stay integers), sorted, and capped with
+an "and N more" row. The same numbers go to in-process observers
+(``tasks.observers``) so ``xtract run`` can draw them on the terminal.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prefect import get_run_logger
 from prefect.artifacts import (
+    create_image_artifact,
+    create_link_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
@@ -20,6 +28,29 @@ from prefect.artifacts import (
 )
 
 from tasks.counters import XtractCounters
+from tasks.observers import notify
+from tasks.units import human_bytes, human_count, human_duration, human_rate
+
+#: Longest table an artifact shows; the rest is summarised in one "and N more" row.
+MAX_TABLE_ROWS = 50
+
+COUNTER_MEANINGS = {
+    "cumu_orch_enter": "groups read from the group spool",
+    "cumu_pulled": "groups that needed extraction (not done earlier)",
+    "cumu_scheduled": "groups submitted to the executor",
+    "cumu_to_schedule": "groups still waiting to be submitted",
+    "flagged_unknown": "groups whose every file has an unknown type",
+    "fx.pending": "groups in flight on workers",
+    "fx.success": "groups extracted with no file error",
+    "fx.failed": "groups with at least one file error",
+    "groups_skipped": "groups done by an earlier run (same fingerprint)",
+    "files_ok": "files extracted",
+    "files_error": "files whose extraction failed",
+    "files_unknown": "files of unknown type (physical metadata only)",
+    "files_skipped": "files in skipped groups",
+    "retries": "batches split and resubmitted after a failure",
+    "pool_restarts": "times the worker pool was restarted",
+}
 
 
 def artifact_key(*parts: str) -> str:
@@ -27,15 +58,19 @@ def artifact_key(*parts: str) -> str:
     return re.sub(r"-{2,}", "-", key)[:100] or "xtract"
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PB"
+def cap_rows(rows: list[dict[str, Any]], total: int | None = None, *, limit: int = MAX_TABLE_ROWS,
+             label_key: str = "path") -> list[dict[str, Any]]:
+    """At most ``limit`` rows, then one row saying how many more there are (``total`` counts all)."""
+    total = len(rows) if total is None else max(total, len(rows))
+    shown = [dict(r) for r in rows[:limit]]
+    if total > len(shown):
+        filler: dict[str, Any] = {k: "" for k in (rows[0] if rows else {label_key: ""})}
+        filler[label_key] = f"... and {human_count(total - len(shown))} more"
+        shown.append(filler)
+    return shown
 
 
-def publish_safely(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def publish_safely(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - status must never fail the run
@@ -43,63 +78,117 @@ def publish_safely(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return None
 
 
+def progress_text(counters: XtractCounters, elapsed_s: float) -> str:
+    """One line for the progress artifact: done of total, rate, ETA, failures so far."""
+    total = counters.groups_total
+    done = counters.groups_done
+    worked = counters.fx_success + counters.fx_failed
+    parts = [f"{human_count(done)} of {human_count(total)} groups"]
+    if worked and elapsed_s > 0:
+        rate = worked / elapsed_s
+        parts.append(human_rate(worked, elapsed_s, "groups"))
+        if done < total:
+            parts.append(f"ETA {human_duration((total - done) / rate)}")
+    parts.append(f"{human_count(counters.fx_failed)} failed")
+    if counters.groups_skipped:
+        parts.append(f"{human_count(counters.groups_skipped)} done earlier")
+    return " · ".join(parts)
+
+
 class ProgressReporter:
-    """Moves the progress artifact and republishes the counter table while a run goes on."""
+    """Moves the progress artifact and republishes the counter table while a run goes on.
+
+    It is the xtract stage's ``on_progress`` callback, so it also forwards every
+    update to in-process observers (the terminal display of ``xtract run``).
+    """
 
     def __init__(self, slug: str, total_groups: int, *, table_every_s: float = 15.0) -> None:
         self.slug = slug
         self.total = max(total_groups, 1)
         self.table_every_s = table_every_s
-        self._last_table = 0.0
+        self.started = time.monotonic()
+        self._last_table = self.started
+        notify("xtract", slug, "start", groups_total=total_groups)
         self.artifact_id = publish_safely(
             create_progress_artifact, progress=0.0, key=artifact_key(slug, "progress"),
-            description=f"Groups extracted or skipped of {total_groups} for {slug}",
+            description=f"Groups extracted or skipped of {human_count(total_groups)} for {slug}",
         )
 
     def __call__(self, counters: XtractCounters) -> None:
+        notify("xtract", self.slug, "progress", **counters.as_dict())
         pct = min(100.0, 100.0 * counters.groups_done / self.total)
-        if self.artifact_id is not None:
-            publish_safely(update_progress_artifact, artifact_id=self.artifact_id, progress=pct)
         now = time.monotonic()
+        if self.artifact_id is not None:
+            publish_safely(update_progress_artifact, artifact_id=self.artifact_id, progress=pct,
+                           description=f"{self.slug}: {progress_text(counters, now - self.started)}")
         if now - self._last_table >= self.table_every_s:
             self._last_table = now
-            publish_counters(self.slug, counters)
+            _publish_counter_table(self.slug, counters)
+
+
+def counter_rows(counters: XtractCounters) -> list[dict[str, Any]]:
+    """The counter table: the seed's names first, then this run's file outcomes (values stay ints)."""
+    seed = counters.seed_view()
+    values = [(k, v) for k, v in seed.items() if k != "fx"]
+    values += [(f"fx.{k}", v) for k, v in seed["fx"].items()]
+    values += [(k, getattr(counters, k)) for k in ("groups_skipped", "files_ok", "files_error", "files_unknown",
+                                                   "files_skipped", "retries", "pool_restarts")]
+    return [{"counter": k, "value": int(v), "shown": human_count(v), "meaning": COUNTER_MEANINGS.get(k, "")}
+            for k, v in values]
+
+
+def _publish_counter_table(slug: str, counters: XtractCounters) -> None:
+    publish_safely(create_table_artifact, table=counter_rows(counters), key=artifact_key(slug, "xtract-counters"),
+                   description=f"Xtract counters for {slug}")
 
 
 def publish_counters(slug: str, counters: XtractCounters) -> None:
-    seed = counters.seed_view()
-    rows = [{"counter": k, "value": v} for k, v in seed.items() if k != "fx"]
-    rows += [{"counter": f"fx.{k}", "value": v} for k, v in seed["fx"].items()]
-    rows += [{"counter": k, "value": getattr(counters, k)}
-             for k in ("groups_skipped", "files_ok", "files_error", "files_unknown", "files_skipped", "retries",
-                       "pool_restarts")]
-    publish_safely(create_table_artifact, table=rows, key=artifact_key(slug, "xtract-counters"),
-          description=f"Xtract counters for {slug}")
+    """The xtract stage's final counters: the table artifact, and the stage's end for observers."""
+    notify("xtract", slug, "end", **counters.as_dict())
+    _publish_counter_table(slug, counters)
 
 
-def publish_crawl_status(slug: str, crawl_id: str, crawl: dict[str, Any], groups: int) -> None:
+def crawl_status_row(crawl_id: str, crawl: dict[str, Any], groups: int) -> dict[str, Any]:
+    """The crawl-status row: the seed's fields (raw integers) plus the same figures in human units."""
     failed = crawl.get("dirs_failed", 0)
-    message = "OK" if not failed else f"{failed} directories could not be listed"
-    rows = [{
+    seconds = float(crawl.get("seconds", 0.0) or 0.0)
+    return {
         "crawl_id": crawl_id,
         "status": "complete",
-        "message": message,
+        "message": "OK" if not failed else f"{human_count(failed)} directories could not be listed",
         "files_crawled": crawl["files"],
-        "bytes_crawled": crawl["bytes"],
         "size": human_bytes(crawl["bytes"]),
         "groups_crawled": groups,
         "dirs": crawl.get("dirs", 0),
-        "seconds": round(crawl.get("seconds", 0.0), 2),
-    }]
-    publish_safely(create_table_artifact, table=rows, key=artifact_key(slug, "crawl-status"),
-          description=f"Crawl status for {slug}")
+        "duration": human_duration(seconds),
+        "rate": human_rate(crawl["files"], seconds, "files"),
+        "bytes_crawled": crawl["bytes"],
+        "seconds": round(seconds, 2),
+    }
+
+
+def publish_crawl_status(slug: str, crawl_id: str, crawl: dict[str, Any], groups: int) -> None:
+    publish_safely(create_table_artifact, table=[crawl_status_row(crawl_id, crawl, groups)],
+                   key=artifact_key(slug, "crawl-status"), description=f"Crawl status for {slug}")
     if crawl.get("errors"):
         errs = sorted(crawl["errors"], key=lambda e: e["path"])
-        shown = errs[:50]
-        if len(errs) > len(shown):
-            shown.append({"path": f"... and {len(errs) - len(shown)} more", "error": ""})
+        shown = cap_rows(errs, total=crawl.get("dirs_failed", len(errs)))
         publish_safely(create_table_artifact, table=shown, key=artifact_key(slug, "crawl-errors"),
-              description=f"Directories of {slug} that could not be listed")
+                       description=f"Directories of {slug} that could not be listed (sorted by path)")
+
+
+def extractor_table(by_extractor: dict[str, dict[str, int]], *, limit: int = 25) -> list[str]:
+    """Markdown rows of files per extractor and outcome, busiest first, capped with "and N more"."""
+    lines = ["| extractor | ok | error | unknown | skipped | total |", "|---|---:|---:|---:|---:|---:|"]
+    ranked = sorted(by_extractor.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+    for name, c in ranked[:limit]:
+        lines.append(f"| {name} | {human_count(c.get('ok', 0))} | {human_count(c.get('error', 0))} | "
+                     f"{human_count(c.get('unknown', 0))} | {human_count(c.get('skipped', 0))} | "
+                     f"{human_count(sum(c.values()))} |")
+    if len(ranked) > limit:
+        rest = ranked[limit:]
+        lines.append(f"| ... and {len(rest)} more | | | | | {human_count(sum(sum(c.values()) for _, c in rest))} |")
+    return lines
 
 
 def publish_summary(slug: str, summary: dict[str, Any], by_extractor: dict[str, dict[str, int]]) -> None:
@@ -107,17 +196,29 @@ def publish_summary(slug: str, summary: dict[str, Any], by_extractor: dict[str, 
         f"# Xtract summary: {slug}",
         "",
         f"- metadata directory: `{summary['metadata_dir']}`",
-        f"- files crawled: **{summary['files_crawled']}** ({human_bytes(summary['bytes_crawled'])}) "
-        f"in {summary['groups']} groups",
-        f"- extracted: **{summary['extracted']}**, failed: **{summary['failed']}**, "
-        f"unknown type: **{summary['unknown']}**, skipped (done earlier): **{summary['skipped']}**",
-        f"- wall time: {summary['seconds']:.1f} s",
-        "",
-        "| extractor | ok | error | unknown | skipped | total |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"- files crawled: **{human_count(summary['files_crawled'])}** ({human_bytes(summary['bytes_crawled'])}) "
+        f"in {human_count(summary['groups'])} groups",
+        f"- extracted: **{human_count(summary['extracted'])}**, failed: **{human_count(summary['failed'])}**, "
+        f"unknown type: **{human_count(summary['unknown'])}**, "
+        f"skipped (done earlier): **{human_count(summary['skipped'])}**",
+        f"- wall time: {human_duration(summary['seconds'])}",
     ]
-    for name, c in sorted(by_extractor.items(), key=lambda kv: -sum(kv[1].values())):
-        lines.append(f"| {name} | {c.get('ok', 0)} | {c.get('error', 0)} | {c.get('unknown', 0)} | "
-                     f"{c.get('skipped', 0)} | {sum(c.values())} |")
+    if summary.get("report"):
+        lines.append(f"- report: `{summary['report']}` (`xtract report {summary['metadata_dir']}` rebuilds it)")
+    lines += ["", *extractor_table(by_extractor)]
     publish_safely(create_markdown_artifact, markdown="\n".join(lines), key=artifact_key(slug, "summary"),
-          description=f"Xtract summary for {slug}")
+                   description=f"Xtract summary for {slug}")
+
+
+def svg_data_uri(svg: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def publish_report(slug: str, html_path: str, charts: dict[str, str]) -> None:
+    """A link artifact to the HTML report and one image artifact per headline chart (inline SVG)."""
+    publish_safely(create_link_artifact, link=f"file://{html_path}", link_text=f"Xtract report for {slug}",
+                   key=artifact_key(slug, "report"),
+                   description=f"Self-contained HTML report of {slug} (open from the machine that ran it)")
+    for name, svg in charts.items():
+        publish_safely(create_image_artifact, image_url=svg_data_uri(svg), key=artifact_key(slug, "chart", name),
+                       description=f"{name.replace('-', ' ')} of {slug}")

@@ -8,7 +8,9 @@ split, and a group that fails again becomes an error record. The run always ends
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -19,7 +21,14 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from extractors.batch import failed_group, run_batch, write_json_atomic
+from extractors.batch import (
+    DISK_FULL_ERRNOS,
+    MetadataWriteError,
+    failed_group,
+    remove_partial_files,
+    run_batch,
+    write_json_atomic,
+)
 from tasks.counters import XtractCounters
 from tasks.executors import ExecutorSpec, ExtractionPool, open_pool
 from tasks.group import iter_groups
@@ -32,8 +41,12 @@ GRACE_S = 30.0
 @dataclass
 class Batch:
     groups: list[Group]
+    #: failures charged to these groups so far
     attempt: int = 0
+    #: False for retries, so cumu_scheduled counts each group once
+    fresh: bool = True
     submitted: float = 0.0
+    started: float | None = None
     deadline: float = field(default=float("inf"))
 
 
@@ -83,13 +96,24 @@ def make_batches(groups: Iterable[Group], *, max_groups: int, max_files: int = 5
 
 
 class ExtractionRun:
-    """Drives batches through a pool with bounded in-flight work, retries and a watchdog."""
+    """Drives batches through a pool with bounded in-flight work, retries and a watchdog.
+
+    Failure attribution is what keeps innocent groups from becoming error records:
+    - a batch whose future fails (or passes its deadline) is to blame: each of its
+      groups is charged one failure and retried alone;
+    - when a process pool breaks (a worker was SIGKILLed, segfaulted, or the OOM
+      killer struck), every in-flight future fails and nobody knows whose group did
+      it, so nobody is charged: all those groups become *suspects*, run one at a
+      time with nothing else in flight, so the next break names its culprit;
+    - a group charged more than ``max_retries`` times becomes an error record.
+    A full metadata disk is not retried: the run stops with ``MetadataWriteError``.
+    """
 
     def __init__(self, pool: ExtractionPool, state: StateStore, run_id: str, out_dir: str, *,
                  limit_s: float | None = 120.0, max_retries: int = 1,
                  counters: XtractCounters | None = None,
                  on_progress: Callable[[XtractCounters], None] | None = None,
-                 progress_every_s: float = 2.0) -> None:
+                 progress_every_s: float = 2.0, grace_s: float = GRACE_S, poll_s: float = 1.0) -> None:
         self.pool = pool
         self.state = state
         self.run_id = run_id
@@ -100,22 +124,48 @@ class ExtractionRun:
         self.counters = counters or XtractCounters()
         self.on_progress = on_progress
         self.progress_every_s = progress_every_s
+        self.grace_s = grace_s
+        self.poll_s = poll_s
         self.in_flight: dict[Future[Any], Batch] = {}
         self.retry: deque[Batch] = deque()
+        self.suspects: deque[Batch] = deque()
+        self._exhausted = False
 
     # -- submission -------------------------------------------------------
+    def _budget(self, batch: Batch) -> float:
+        per_group = self.limit_s if self.limit_s else 3600.0
+        return per_group * len(batch.groups) + self.grace_s
+
     def _submit(self, batch: Batch) -> None:
         out = self.out_dir if self.pool.shares_disk else None
         fut = self.pool.submit(run_batch, batch.groups, out_dir=out, limit_s=self.limit_s)
         now = time.monotonic()
         batch.submitted = now
-        per_group = self.limit_s if self.limit_s else 3600.0
-        batch.deadline = now + per_group * len(batch.groups) + GRACE_S
+        batch.started = None
+        # until the executor reports the batch running, allow for one batch of queueing ahead of it
+        batch.deadline = now + 2 * self._budget(batch)
         self.in_flight[fut] = batch
         n = len(batch.groups)
-        if batch.attempt == 0:
+        if batch.fresh:
             self.counters.cumu_scheduled += n
         self.counters.fx_pending += n
+
+    def _fill(self, batches: Iterator[Batch], max_in_flight: int) -> None:
+        while len(self.in_flight) < max_in_flight:
+            if self.suspects:  # quarantine: a suspect only ever runs alone
+                if not self.in_flight:
+                    self._submit(self.suspects.popleft())
+                return
+            if self.retry:
+                self._submit(self.retry.popleft())
+                continue
+            if self._exhausted:
+                return
+            nxt = next(batches, None)
+            if nxt is None:
+                self._exhausted = True
+                return
+            self._submit(nxt)
 
     # -- completion -------------------------------------------------------
     def _record(self, results: list[dict[str, Any]]) -> None:
@@ -132,89 +182,109 @@ class ExtractionRun:
             self.counters.files_ok += statuses.count("ok")
             self.counters.files_error += statuses.count("error")
             self.counters.files_unknown += statuses.count("unknown")
-        self.state.record(results, self.run_id)
+        try:
+            self.state.record(results, self.run_id)
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise MetadataWriteError(errno.ENOSPC, f"cannot write the journal ({exc})", self.state.path) from exc
+            raise
 
-    def _retry_or_fail(self, batch: Batch, reason: str) -> None:
-        """Split a failed batch; a lone group past its retries becomes an error record."""
+    def _take(self, fut: Future[Any]) -> Batch:
+        batch = self.in_flight.pop(fut)
         self.counters.fx_pending -= len(batch.groups)
-        if len(batch.groups) == 1 and batch.attempt >= self.max_retries:
+        return batch
+
+    def _charge(self, batch: Batch, reason: str, *, isolate: bool = False) -> None:
+        """A failure attributable to ``batch``: retry its groups alone, or record a lone group as failed."""
+        attempt = batch.attempt + 1
+        if len(batch.groups) == 1 and attempt > self.max_retries:
             self._record([failed_group(batch.groups[0], reason)])
             return
         self.counters.retries += 1
-        for g in batch.groups:
-            self.retry.append(Batch([g], attempt=batch.attempt + 1))
+        queue = self.suspects if isolate else self.retry
+        queue.extend(Batch([g], attempt=attempt, fresh=False) for g in batch.groups)
 
-    def _handle(self, fut: Future[Any]) -> bool:
-        """Record one finished future; True when the pool broke and must restart."""
-        batch = self.in_flight.pop(fut)
+    def _handle(self, fut: Future[Any]) -> None:
+        batch = self._take(fut)
         try:
             results = fut.result()
-        except BrokenExecutor as exc:
-            self._retry_or_fail(batch, f"WorkerDied: the extraction worker process died ({exc})")
-            return True
+        except OSError as exc:
+            if isinstance(exc, MetadataWriteError) or exc.errno in DISK_FULL_ERRNOS:
+                raise MetadataWriteError(exc.errno or errno.ENOSPC, exc.strerror or str(exc), exc.filename) from exc
+            self._charge(batch, f"{type(exc).__name__}: {exc}")
+            return
         except Exception as exc:  # noqa: BLE001 - any executor failure is retried, then recorded
-            self._retry_or_fail(batch, f"{type(exc).__name__}: {exc}")
-            return False
-        self.counters.fx_pending -= len(batch.groups)
+            self._charge(batch, f"{type(exc).__name__}: {exc}")
+            return
         self._record(results)
-        return False
 
-    def _expire_overdue(self) -> None:
-        """A batch past its deadline is hung beyond signals: kill the pool, requeue the rest."""
+    def _on_broken(self, exc: BaseException) -> None:
+        """The pool died: keep what finished, quarantine the rest, restart the pool."""
+        lone = len(self.in_flight) == 1
+        reason = f"WorkerDied: the extraction worker process died ({exc})"
+        for fut in list(self.in_flight):
+            batch = self._take(fut)
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self._record(fut.result())
+            elif lone:  # nothing else ran: this batch broke the pool
+                self._charge(batch, reason, isolate=True)
+            else:
+                self.counters.retries += 1
+                self.suspects.extend(Batch([g], attempt=batch.attempt, fresh=False) for g in batch.groups)
+        self.counters.pool_restarts += 1
+        self.pool.restart()
+
+    def _watchdog(self) -> None:
+        """Start deadlines when batches start running; kill the pool when one is overdue."""
         now = time.monotonic()
-        overdue = [f for f, b in self.in_flight.items() if b.deadline < now]
+        overdue = []
+        for fut, batch in self.in_flight.items():
+            if batch.started is None and fut.running():
+                batch.started = now
+                batch.deadline = min(batch.deadline, now + self._budget(batch))
+            if batch.deadline < now and not fut.done():
+                overdue.append(fut)
         if not overdue:
             return
         for fut in list(self.in_flight):
-            batch = self.in_flight.pop(fut)
+            batch = self._take(fut)
             if fut in overdue:
-                self._retry_or_fail(batch, f"TimeoutError: no result within {batch.deadline - batch.submitted:.0f}s")
-            elif not fut.done() or fut.exception() is not None:
-                self.counters.fx_pending -= len(batch.groups)
-                self.retry.appendleft(batch)
-            else:
-                self.counters.fx_pending -= len(batch.groups)
+                self._charge(batch, f"TimeoutError: no result within {now - batch.submitted:.0f}s (worker hung)")
+            elif fut.done() and not fut.cancelled() and fut.exception() is None:
                 self._record(fut.result())
+            else:  # collateral of the restart: run again unchanged
+                self.retry.appendleft(batch)
         self.counters.pool_restarts += 1
         self.pool.restart()
 
     # -- main loop --------------------------------------------------------
     def run(self, batches: Iterator[Batch], *, max_in_flight: int) -> XtractCounters:
-        exhausted = False
         last_progress = 0.0
-        while True:
-            while len(self.in_flight) < max_in_flight:
-                if self.retry:
-                    self._submit(self.retry.popleft())
-                    continue
-                if exhausted:
+        try:
+            while True:
+                self._fill(batches, max_in_flight)
+                if not self.in_flight:
                     break
-                nxt = next(batches, None)
-                if nxt is None:
-                    exhausted = True
-                    break
-                self._submit(nxt)
-            if not self.in_flight:
-                break
-            done, _ = wait(list(self.in_flight), timeout=1.0, return_when=FIRST_COMPLETED)
-            broken = False
-            for fut in done:
-                broken |= self._handle(fut)
-            if broken:
-                for fut in list(self.in_flight):  # every in-flight future of a broken pool fails
-                    batch = self.in_flight.pop(fut)
-                    self.counters.fx_pending -= len(batch.groups)
-                    if fut.done() and fut.exception() is None:
-                        self._record(fut.result())
+                done, _ = wait(list(self.in_flight), timeout=self.poll_s, return_when=FIRST_COMPLETED)
+                broken: BaseException | None = None
+                for fut in done:
+                    exc = None if fut.cancelled() else fut.exception()
+                    if isinstance(exc, BrokenExecutor):
+                        broken = exc
                     else:
-                        self.retry.append(batch)
-                self.counters.pool_restarts += 1
-                self.pool.restart()
-            self._expire_overdue()
-            now = time.monotonic()
-            if self.on_progress and now - last_progress >= self.progress_every_s:
-                last_progress = now
-                self.on_progress(self.counters)
+                        self._handle(fut)
+                if broken is not None:
+                    self._on_broken(broken)
+                self._watchdog()
+                now = time.monotonic()
+                if self.on_progress and now - last_progress >= self.progress_every_s:
+                    last_progress = now
+                    self.on_progress(self.counters)
+        except BaseException:
+            self.pool.kill()  # stop workers now: nothing they finish could be recorded
+            if self.pool.shares_disk:  # the killed workers may have been mid-write
+                remove_partial_files(self.groups_dir)
+            raise
         if self.on_progress:
             self.on_progress(self.counters)
         return self.counters
@@ -229,6 +299,7 @@ def xtract(groups_spool: str, out_dir: str, run_id: str, spec: ExecutorSpec, *, 
 
     logger = get_run_logger()
     os.makedirs(os.path.join(out_dir, "groups"), exist_ok=True)
+    remove_partial_files(os.path.join(out_dir, "groups"))  # left by a killed run; no writer is running now
     workers = spec.resolved_workers()
     size = batch_size or max(1, min(200, total_groups // (workers * 4) or 1))
     counters = XtractCounters(groups_total=total_groups)

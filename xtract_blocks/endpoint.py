@@ -10,8 +10,9 @@ from prefect.blocks.core import Block
 from pydantic import Field, field_validator
 
 from xtract_blocks.credentials import GlobusCredentials
+from xtract_blocks.http import FsspecFilesystem, HttpCredentials
 
-RepoType = Literal["local", "globus"]
+RepoType = Literal["local", "globus", "https", "fsspec"]
 Grouper = Literal["file_is_group", "directory", "related"]
 
 
@@ -25,7 +26,10 @@ class XtractEndpoint(Block):
     _block_type_slug = "xtract-endpoint"
     _description = "A repository to crawl and extract metadata from, and where the metadata is written."
 
-    repo_type: RepoType = Field(default="local", description="'local' (this machine) or 'globus' (a collection).")
+    repo_type: RepoType = Field(
+        default="local", description="'local' (this machine), 'globus' (a collection), 'https' (web server "
+        "directory listings or file lists) or 'fsspec' (any fsspec filesystem: s3, gcs, ...)."
+    )
     globus_ep_id: str | None = Field(
         default=None, description="Globus collection id holding the data (repo_type 'globus')."
     )
@@ -44,6 +48,32 @@ class XtractEndpoint(Block):
     follow_symlinks: bool = Field(default=False, description="Follow symbolic links while crawling (loop-safe).")
     credentials: GlobusCredentials | None = Field(
         default=None, description="Globus credentials, needed for repo_type 'globus' and Globus Compute."
+    )
+    local_ep_id: str | None = Field(
+        default=None,
+        description="Globus collection exposing this machine's disk: the target of staging and the source of "
+        "offload by transfer (repo_type 'globus').",
+    )
+    local_ep_root: str = Field(
+        default="/", description="The local directory that local_ep_id's '/' maps to."
+    )
+    staging_dir: str | None = Field(
+        default=None,
+        description="Local directory for staged copies of a globus collection's files (default: under the "
+        "metadata directory); copies are deleted after extraction.",
+    )
+    http: HttpCredentials | None = Field(
+        default=None, description="Credentials for repo_type 'https' (bearer token, basic auth, Globus HTTPS)."
+    )
+    file_lists: list[str] = Field(
+        default_factory=list,
+        description="repo_type 'https': URLs of text files listing one file URL per line (optionally size, mtime).",
+    )
+    filesystem: FsspecFilesystem | None = Field(
+        default=None, description="repo_type 'fsspec': the protocol and storage options; dirs are its paths."
+    )
+    search_index_id: str | None = Field(
+        default=None, description="Globus Search index to ingest the metadata into (optional)."
     )
 
     @field_validator("dirs", mode="before")

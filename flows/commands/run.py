@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -24,8 +25,13 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--batch-size", type=positive_int, default=None, help="groups per worker call (default: auto)")
     run.add_argument("--time-limit", type=positive_float, default=120.0, help="seconds per group (default 120)")
     run.add_argument("--executor", choices=EXECUTORS, default="local", help="where extractors run")
+    run.add_argument("--dask-address", metavar="ADDR", default=None,
+                     help="scheduler of an existing Dask cluster, e.g. tcp://host:8786 (--executor dask; "
+                     "default: a LocalCluster sized to this machine)")
     run.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links (loop-safe)")
     run.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+    run.add_argument("--quiet", "-q", action="store_true", help="no live progress (the summary still prints)")
+    run.add_argument("--verbose", "-v", action="store_true", help="also print Prefect's own INFO log lines")
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -39,6 +45,10 @@ def check_args(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_args(args)
+    from flows.progress import make_display, print_summary, quiet_prefect_console
+
+    if not args.verbose:
+        quiet_prefect_console()  # before flows.endpoint_flow imports prefect and configures its logging
     from flows.endpoint_flow import xtract_endpoint
     from xtract_blocks import XtractEndpoint
 
@@ -46,16 +56,16 @@ def run(args: argparse.Namespace) -> int:
         repo_type="local", dirs=[os.path.abspath(p) for p in args.paths], grouper=args.grouper,
         local_mdata_path=os.path.abspath(args.metadata_dir), follow_symlinks=args.follow_symlinks,
     )
-    state = xtract_endpoint(endpoint, executor=args.executor, workers=args.workers, batch_size=args.batch_size,
-                            time_limit_s=args.time_limit, return_state=True)
+    # progress on stdout; with --json it goes to stderr so stdout stays for the summary and the JSON line
+    display = None if args.quiet else make_display(sys.stderr if args.json else sys.stdout)
+    with display.running() if display else contextlib.nullcontext():
+        state = xtract_endpoint(endpoint, executor=args.executor, workers=args.workers, batch_size=args.batch_size,
+                                time_limit_s=args.time_limit, dask_address=args.dask_address, return_state=True)
     if not state.is_completed():
         print(f"xtract: run {state.name.lower()}: {state.message}", file=sys.stderr)
         return 1
     summary: dict[str, Any] = state.result()
-    print(f"{summary['files_crawled']} files ({summary['bytes_crawled']} bytes) in {summary['groups']} groups: "
-          f"{summary['extracted']} extracted, {summary['failed']} failed, {summary['unknown']} unknown type, "
-          f"{summary['skipped']} skipped (done earlier) in {summary['seconds']:.1f}s")
-    print(f"metadata: {summary['metadata_dir']}  (flow run {summary['flow_run_id']})")
+    print_summary(summary, display)
     if args.json:
         keys = ("files_crawled", "bytes_crawled", "groups", "extracted", "failed", "unknown", "skipped",
                 "metadata_dir", "flow_run_id", "seconds")

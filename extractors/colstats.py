@@ -1,0 +1,130 @@
+"""Per-column statistics accumulated chunk by chunk, exact and numerically stable.
+
+The original Xtract tabular extractor divided the sum of chunk means by the row
+count, which is wrong as soon as there is more than one chunk. Here each column
+keeps its count and each chunk's exact sum as a (rounded sum, rounding error) pair
+from ``math.fsum``, added with ``fsum`` at the end, so the mean is the correctly
+rounded sum over all rows divided by the count (as if read in one piece),
+and Chan et al.'s pairwise merge of (count, mean, M2) for the variance, which does
+not cancel catastrophically the way sum-of-squares does for data far from zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Distinct text values tracked per column before the tail is pruned (top values
+#: then become approximate, and say so).
+MAX_DISTINCT = 20_000
+TOP_VALUES = 5
+
+
+@dataclass
+class ColumnStats:
+    """Running statistics of one column."""
+
+    name: str
+    nulls: int = 0
+    kinds: set[str] = field(default_factory=set)
+    n: int = 0
+    chunk_sums: list[float] = field(default_factory=list)
+    mean: float = 0.0
+    m2: float = 0.0
+    min: float | None = None
+    max: float | None = None
+    counts: Counter[str] = field(default_factory=Counter)
+    approximate: bool = False
+    numeric_chunks: int = 0
+    text_chunks: int = 0
+
+    def add_numeric(self, values: Any) -> None:
+        """Merge a float64 numpy array without NaNs (one chunk's non-null values)."""
+        nb = int(values.size)
+        if nb == 0:
+            return
+        as_list = values.tolist()
+        total = math.fsum(as_list)  # correctly rounded chunk sum...
+        self.chunk_sums += (total, math.fsum([*as_list, -total]))  # ...plus its rounding error: ~106-bit exact
+        mb = total / nb
+        m2b = float(((values - mb) ** 2).sum())
+        if self.n == 0:
+            self.mean, self.m2 = mb, m2b
+        else:  # Chan, Golub & LeVeque (1979): combine two partial variances
+            n = self.n + nb
+            delta = mb - self.mean
+            self.mean += delta * nb / n
+            self.m2 += m2b + delta * delta * self.n * nb / n
+        self.n += nb
+        lo, hi = float(values.min()), float(values.max())
+        self.min = lo if self.min is None else min(self.min, lo)
+        self.max = hi if self.max is None else max(self.max, hi)
+
+    def add_counts(self, counts: dict[str, int]) -> None:
+        """Merge one chunk's value counts; prune to the most common when too many."""
+        self.counts.update(counts)
+        if len(self.counts) > MAX_DISTINCT:
+            self.counts = Counter(dict(self.counts.most_common(MAX_DISTINCT // 2)))
+            self.approximate = True
+
+    @property
+    def numeric(self) -> bool:
+        return self.numeric_chunks > 0 and self.text_chunks == 0
+
+    @property
+    def mixed(self) -> bool:
+        return self.numeric_chunks > 0 and self.text_chunks > 0
+
+    def dtype(self) -> str:
+        if self.mixed:
+            return "object"
+        if not self.kinds:
+            return "empty"
+        if self.numeric:
+            return "int64" if all(k.startswith(("int", "Int", "uint")) for k in self.kinds) else "float64"
+        return sorted(self.kinds)[0] if len(self.kinds) == 1 else "object"
+
+    def result(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "dtype": self.dtype(), "nulls": self.nulls}
+        if self.numeric:
+            out["count"] = self.n
+            if self.n:
+                integral = out["dtype"] == "int64" and self.min is not None and abs(self.min) < 2**53
+                lo, hi = (int(self.min), int(self.max)) if integral else (self.min, self.max)  # type: ignore[arg-type]
+                out.update(min=lo, max=hi, mean=math.fsum(self.chunk_sums) / self.n,
+                           std=math.sqrt(self.m2 / (self.n - 1)) if self.n > 1 else 0.0)
+        else:
+            out["count"] = sum(self.counts.values()) if not self.approximate else None
+            top = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_VALUES]
+            out["top_values"] = [{"value": v[:200], "count": c} for v, c in top]
+            out["distinct"] = None if self.approximate else len(self.counts)
+            if self.approximate:
+                out["top_values_approximate"] = True
+        return out
+
+
+def accumulate(stats: dict[str, ColumnStats], chunk: Any, *, text_only: bool = False) -> None:
+    """Fold one pandas DataFrame chunk into ``stats`` (keyed by column name)."""
+    import pandas as pd
+
+    for col in chunk.columns:
+        s = chunk[col]
+        key = str(col)
+        st = stats.get(key)
+        if st is None:
+            st = stats[key] = ColumnStats(key)
+        nulls = int(s.isna().sum())
+        st.nulls += nulls
+        if nulls == len(s):
+            continue  # an all-null chunk says nothing about the column's type
+        numeric = (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)) and not text_only
+        st.kinds.add(str(s.dtype))
+        if numeric:
+            st.numeric_chunks += 1
+            st.add_numeric(s.dropna().to_numpy(dtype="float64"))
+        else:
+            st.text_chunks += 1
+            counts = s.dropna().astype(str).value_counts()
+            st.add_counts({str(k): int(v) for k, v in counts.items()})

@@ -1,0 +1,167 @@
+"""FITS (fits, fit, fts, fits.gz): every HDU's type, shape and header keywords.
+
+A small header parser (no astropy): headers are 2880-byte blocks of 80-character
+cards ending at ``END``; each HDU's data size follows from BITPIX, NAXISn, PCOUNT
+and GCOUNT, so the reader seeks over the data to the next header and never reads
+it. A file shorter than its headers promise is reported as truncated.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+from typing import IO, Any
+
+from extractors.base import Extractor, ExtractorError
+
+NAME = "fits"
+VERSION = "1.0"
+BLOCK = 2880
+CARD = 80
+MAX_HDUS = 1_000
+MAX_HEADER_BLOCKS = 10_000
+MAX_KEYWORDS = 500
+_COMMENTARY = ("COMMENT", "HISTORY", "")
+
+
+def parse_value(text: str) -> Any:
+    """The value of a card's value field (string, logical, integer, float or complex)."""
+    text = text.strip()
+    if text.startswith("'"):
+        out, i = [], 1
+        while i < len(text):
+            if text[i] == "'":
+                if text[i + 1 : i + 2] == "'":
+                    out.append("'")
+                    i += 2
+                    continue
+                break
+            out.append(text[i])
+            i += 1
+        return "".join(out).rstrip()
+    value = text.split("/", 1)[0].strip()
+    if value in ("T", "F"):
+        return value == "T"
+    if not value:
+        return None
+    if value.startswith("("):
+        re_, _, im = value.strip("()").partition(",")
+        return [float(re_.replace("D", "E")), float(im.replace("D", "E"))]
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        return float(value.replace("D", "E").replace("d", "e"))
+    except ValueError:
+        return value
+
+
+def read_header(fh: IO[bytes]) -> dict[str, Any] | None:
+    """Cards of the header at the current position; None at a clean end of file."""
+    cards: list[tuple[str, Any]] = []
+    for block_no in range(MAX_HEADER_BLOCKS):
+        block = fh.read(BLOCK)
+        if not block and block_no == 0:
+            return None
+        if len(block) < BLOCK:
+            raise ExtractorError("truncated FITS header")
+        for i in range(0, BLOCK, CARD):
+            card = block[i : i + CARD].decode("ascii", errors="replace")
+            key = card[:8].strip()
+            if key == "END":
+                return _header_dict(cards)
+            if card[8:10] == "= " and key not in _COMMENTARY:
+                cards.append((key, parse_value(card[10:])))
+            elif key in ("COMMENT", "HISTORY"):
+                cards.append((key, card[8:].strip()))
+        if block_no == 0 and not cards:
+            raise ExtractorError("not a FITS header")
+    raise ExtractorError("FITS header without END")
+
+
+def _header_dict(cards: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in cards:
+        if key in ("COMMENT", "HISTORY"):
+            out.setdefault(key, []).append(value)
+        elif key not in out:
+            out[key] = value
+    return out
+
+
+def _data_bytes(h: dict[str, Any]) -> int:
+    naxis = int(h.get("NAXIS", 0))
+    if naxis == 0:
+        return 0
+    dims = [int(h.get(f"NAXIS{i}", 0)) for i in range(1, naxis + 1)]
+    if h.get("GROUPS") and dims[0] == 0:  # random groups: NAXIS1 = 0
+        dims = dims[1:]
+    bits = abs(int(h["BITPIX"]))
+    return bits // 8 * int(h.get("GCOUNT", 1)) * (int(h.get("PCOUNT", 0)) + math.prod(dims))
+
+
+def _hdu(index: int, h: dict[str, Any]) -> dict[str, Any]:
+    naxis = int(h.get("NAXIS", 0))
+    dims = [int(h.get(f"NAXIS{i}", 0)) for i in range(1, naxis + 1)]
+    kind = "PRIMARY" if index == 0 else str(h.get("XTENSION", "UNKNOWN")).strip()
+    out: dict[str, Any] = {"index": index, "type": kind, "name": h.get("EXTNAME"), "bitpix": h.get("BITPIX"),
+                           "naxis": naxis, "shape": dims[::-1]}  # numpy (C) order, as astropy reports it
+    if kind in ("BINTABLE", "TABLE"):
+        nfields = int(h.get("TFIELDS", 0))
+        out["rows"] = dims[1] if naxis >= 2 else 0
+        out["columns"] = [{"name": h.get(f"TTYPE{i}"), "format": h.get(f"TFORM{i}"), "unit": h.get(f"TUNIT{i}")}
+                          for i in range(1, min(nfields, 999) + 1)]
+    keys = {k: v for k, v in h.items() if k not in ("COMMENT", "HISTORY")}
+    out["header"] = dict(list(keys.items())[:MAX_KEYWORDS])
+    out["n_keywords"] = len(keys)
+    if "COMMENT" in h or "HISTORY" in h:
+        out["n_comment_cards"] = len(h.get("COMMENT", [])) + len(h.get("HISTORY", []))
+    return out
+
+
+def extract_fits(path: str) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    compressed = magic == b"\x1f\x8b"
+    size = None if compressed else os.path.getsize(path)
+    hdus: list[dict[str, Any]] = []
+    with (gzip.open(path, "rb") if compressed else open(path, "rb")) as fh:
+        while len(hdus) < MAX_HDUS:
+            start = fh.tell()
+            h = read_header(fh)
+            if h is None:
+                break
+            if not hdus and h.get("SIMPLE") is None:
+                raise ExtractorError("not a FITS file: first keyword is not SIMPLE")
+            if hdus and "XTENSION" not in h:
+                break  # trailing bytes that are not an extension
+            if "BITPIX" not in h or "NAXIS" not in h:
+                raise ExtractorError(f"HDU {len(hdus)} lacks BITPIX/NAXIS")
+            data = _data_bytes(h)
+            padded = -(-data // BLOCK) * BLOCK
+            end = fh.tell() + padded
+            if size is not None and fh.tell() + data > size:
+                raise ExtractorError(f"truncated FITS: HDU {len(hdus)} needs {data} data bytes, file ends sooner")
+            if compressed and data:
+                fh.seek(end - 1)
+                if not fh.read(1):
+                    raise ExtractorError(f"truncated FITS: HDU {len(hdus)} data is cut short")
+            else:
+                fh.seek(end)
+            hdus.append({**_hdu(len(hdus), h), "header_offset": start, "data_bytes": data})
+    if not hdus:
+        raise ExtractorError("empty file")
+    return {"format": "fits", "compressed": compressed, "n_hdus": len(hdus), "hdus": hdus}
+
+
+FITS = Extractor(
+    name=NAME,
+    version=VERSION,
+    func=extract_fits,
+    extensions=frozenset({"fits", "fit", "fts", "fits.gz", "fit.gz", "fts.gz"}),
+    mimes=frozenset({"application/fits", "image/fits"}),
+    kind="binary",
+    accepts=frozenset({"application/gzip"}),
+)

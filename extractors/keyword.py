@@ -1,0 +1,160 @@
+"""Free text (txt, md, rst, html, pdf): counts, ranked keywords (RAKE) and language.
+
+Keywords are ranked with RAKE (Rose et al., 2010): candidate phrases are the runs
+of words between stopwords and punctuation; a word scores degree/frequency (words
+that co-occur in long phrases score higher than frequent loners), a phrase the sum
+of its words, times 1 + ln(occurrences). Stopwords never become keywords. Counts
+stream over the whole file; the ranking reads the first few MB.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from typing import Any
+
+from extractors.base import Extractor, ExtractorError
+from extractors.stopwords import STOPWORDS, detect_language
+
+NAME = "keyword"
+VERSION = "2.0"
+TOP_KEYWORDS = 15
+RANK_BYTES = 4 * 1024 * 1024
+BLOCK = 1024 * 1024
+MAX_PDF_PAGES = 50
+MAX_PHRASE_WORDS = 4
+
+_WORD = re.compile(r"[^\W\d_][\w'-]*", re.UNICODE)
+_SPLIT = re.compile(r"[.,;:!?()\[\]{}<>\"|/\\=+*#`~\n\r\t•–—]+|\s-\s")
+_TAG = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>", re.DOTALL | re.IGNORECASE)
+_ALL_STOPS = frozenset().union(*STOPWORDS.values())
+
+
+def rake(text: str, stops: frozenset[str], top: int = TOP_KEYWORDS) -> list[dict[str, Any]]:
+    """Top RAKE phrases of ``text`` as [{keyword, score, count}]."""
+    phrases: list[tuple[str, ...]] = []
+    for fragment in _SPLIT.split(text.lower()):
+        current: list[str] = []
+        for token in fragment.split():
+            word = token.strip("'-")
+            if not word or word in stops or not _WORD.fullmatch(word) or len(word) < 2:
+                if current:
+                    phrases.append(tuple(current))
+                current = []
+            else:
+                current.append(word)
+        if current:
+            phrases.append(tuple(current))
+    phrases = [p for p in phrases if len(p) <= MAX_PHRASE_WORDS]
+    freq: Counter[str] = Counter()
+    degree: defaultdict[str, int] = defaultdict(int)
+    for p in phrases:
+        for w in p:
+            freq[w] += 1
+            degree[w] += len(p)
+    word_score = {w: degree[w] / freq[w] for w in freq}
+    counts = Counter(phrases)
+    # RAKE scores a phrase once however often it occurs; weight by log frequency so a
+    # phrase repeated through a document outranks a one-off string of rare words
+    scored = {p: sum(word_score[w] for w in p) * (1 + math.log(counts[p])) for p in counts}
+    best = sorted(scored.items(), key=lambda kv: (-kv[1], " ".join(kv[0])))
+    return [{"keyword": " ".join(p), "score": round(s, 4), "count": counts[p]} for p, s in best[:top]]
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(raw) - 4:
+            return raw[: exc.start].decode("utf-8")
+        return raw.decode("latin-1")
+
+
+def _text_stats(path: str) -> tuple[str, int, int, int, bool]:
+    """(text for ranking, n_lines, n_words, n_chars, truncated) streaming the whole file."""
+    keep: list[str] = []
+    kept = n_lines = n_words = n_chars = 0
+    carry = b""
+    with open(path, "rb") as fh:
+        first = fh.read(BLOCK)
+        if b"\x00" in first[:8192]:
+            raise ExtractorError("binary content (NUL bytes): not free text")
+        block = first
+        while block:
+            data = carry + block
+            cut = data.rfind(b"\n") + 1 if len(block) == BLOCK else len(data)
+            data, carry = data[:cut], data[cut:]
+            text = _decode(data)
+            n_lines += text.count("\n")
+            n_words += len(text.split())
+            n_chars += len(text)
+            if kept < RANK_BYTES:
+                keep.append(text)
+                kept += len(data)
+            block = fh.read(BLOCK)
+        if carry:
+            text = _decode(carry)
+            n_words += len(text.split())
+            n_chars += len(text)
+            keep.append(text)
+    joined = "".join(keep)
+    if joined and not joined.endswith("\n"):
+        n_lines += 1
+    return joined, n_lines, n_words, n_chars, kept >= RANK_BYTES
+
+
+def _pdf_text(path: str) -> tuple[str, dict[str, Any]]:
+    from pypdf import PdfReader
+
+    reader = PdfReader(path)
+    info: dict[str, Any] = {"format": "pdf", "encrypted": reader.is_encrypted}
+    if reader.is_encrypted and not reader.decrypt(""):
+        raise ExtractorError("encrypted PDF: text not readable without a password")
+    info["pages"] = len(reader.pages)
+    meta = reader.metadata or {}
+    info["document_info"] = {str(k).lstrip("/"): str(v)[:500] for k, v in meta.items()}
+    parts = [page.extract_text() or "" for page in reader.pages[:MAX_PDF_PAGES]]
+    info["pages_read"] = len(parts)
+    return "\n".join(parts), info
+
+
+def extract_keyword(path: str) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        head = fh.read(5)
+    if head == b"%PDF-":
+        text, info = _pdf_text(path)
+        n_lines, n_words, n_chars, truncated = text.count("\n") + 1, len(text.split()), len(text), False
+    else:
+        text, n_lines, n_words, n_chars, truncated = _text_stats(path)
+        info = {"format": "text"}
+        if path.lower().endswith((".html", ".htm", ".xhtml")) or text.lstrip()[:15].lower().startswith(
+                ("<!doctype html", "<html")):
+            info["format"] = "html"
+            text = _TAG.sub(" ", text)
+    if not text.strip():
+        raise ExtractorError("no text")
+    words = _WORD.findall(text[:200_000])
+    language = detect_language(words)
+    stops = STOPWORDS[language["code"]] if language else _ALL_STOPS  # type: ignore[index]
+    return {
+        **info,
+        "n_lines": n_lines,
+        "n_words": n_words,
+        "n_chars": n_chars,
+        "language": language["code"] if language else None,
+        "language_confidence": language,
+        "keywords": rake(text, stops),
+        "ranked_on_truncated_text": truncated,
+    }
+
+
+KEYWORD = Extractor(
+    name=NAME,
+    version=VERSION,
+    func=extract_keyword,
+    extensions=frozenset({"txt", "text", "md", "markdown", "rst", "html", "htm", "tex", "log", "pdf"}),
+    mimes=frozenset({"text/plain", "text/markdown", "text/x-rst", "text/html", "application/pdf", "text/x-tex"}),
+    kind="text",
+    accepts=frozenset({"application/pdf", "application/xml"}),
+)

@@ -1,0 +1,438 @@
+"""Local metadata search: SQLite FTS5 over a metadata directory's group documents.
+
+Users ask "which netCDF files have a variable named tas" without a search service,
+so the index is one SQLite file beside the journal (OUT/.xtract/search.sqlite):
+``docs`` holds one row per file (path, size, mtime, extension, extractor, status)
+for the filters, ``fts`` (FTS5, same rowid) holds the path, the metadata keys and
+the metadata as "key value" text for ranked (bm25) matching with snippets.
+
+It is kept in step with the journal, not rebuilt: ``sync`` walks the journal's
+groups and the index's groups, both ordered by group_id, and re-reads only the
+group files whose fingerprint changed or that this run extracted again, and drops
+groups that left. A missed sync (crash) heals on the next one. Only the flow
+writes the journal; search readers never block it (WAL).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.state import StateStore
+
+INDEX_FILE = "search.sqlite"
+#: Budget of metadata text per file: a 10k-column table must not make one giant row.
+MAX_TEXT_CHARS = 32_000
+MAX_LIST_ITEMS = 100
+MAX_VALUE_CHARS = 500
+APPLY_EVERY = 500
+#: Most matches a query ranks by bm25; broader queries rank the newest ones (latency stays bounded).
+RANK_WINDOW = 50_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, fingerprint TEXT, run_id TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS docs (
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, group_id TEXT NOT NULL, size INTEGER, mtime REAL,
+    extension TEXT, mime TEXT, extractor TEXT, status TEXT, error TEXT);
+CREATE INDEX IF NOT EXISTS docs_group ON docs(group_id);
+CREATE INDEX IF NOT EXISTS docs_extension ON docs(extension);
+CREATE INDEX IF NOT EXISTS docs_extractor ON docs(extractor);
+CREATE INDEX IF NOT EXISTS docs_status ON docs(status);
+CREATE INDEX IF NOT EXISTS docs_size ON docs(size);
+CREATE INDEX IF NOT EXISTS docs_mtime ON docs(mtime);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(path, keys, text, tokenize='unicode61 remove_diacritics 2');
+"""
+#: bm25 column weights: path, keys, text. A hit in a name says more than one deep in the values.
+_WEIGHTS = "3.0, 2.0, 1.0"
+_DOC_COLS = "d.path, d.size, d.mtime, d.extension, d.mime, d.extractor, d.status, d.group_id, d.error"
+
+
+class SearchError(Exception):
+    """Root of the search errors."""
+
+
+class IndexMissing(SearchError):
+    """There is nothing to search: no journal and no index under the metadata directory."""
+
+
+class QuerySyntaxError(SearchError):
+    """The query is not valid FTS5 syntax (a dangling operator, an unmatched quote)."""
+
+
+@dataclass
+class Hit:
+    """One matching file, best first."""
+
+    path: str
+    score: float
+    snippet: str
+    size: int | None
+    mtime: float | None
+    extension: str | None
+    mime: str | None
+    extractor: str | None
+    status: str | None
+    group_id: str
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SyncStats:
+    groups_indexed: int = 0
+    groups_removed: int = 0
+    files_indexed: int = 0
+    group_files_missing: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+def index_path(out_dir: str) -> str:
+    return os.path.join(out_dir, ".xtract", INDEX_FILE)
+
+
+# -- documents -> text ----------------------------------------------------------
+def _scalar(value: Any) -> str:
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return text[:MAX_VALUE_CHARS]
+
+
+def flatten(value: Any, keys: dict[str, None], parts: list[str], key: str = "", budget: int = MAX_TEXT_CHARS) -> int:
+    """Append "key value" pieces of ``value`` to ``parts`` and its key names to ``keys``; returns the budget left.
+
+    The leaf's own key precedes its value so a phrase query "name tas" finds a
+    variable named tas (netCDF variables are lists of {"name": ...} records).
+    """
+    if budget <= 0:
+        return budget
+    if isinstance(value, dict):
+        for k, v in value.items():
+            k = str(k)
+            keys.setdefault(k, None)
+            budget = flatten(v, keys, parts, k, budget)
+            if budget <= 0:
+                break
+    elif isinstance(value, list):
+        items = value[:MAX_LIST_ITEMS]
+        if items and all(not isinstance(v, dict | list) for v in items):
+            piece = " ".join([key, *(_scalar(v) for v in items if v is not None)]).strip()
+            parts.append(piece)
+            budget -= len(piece) + 1
+        else:
+            for v in items:
+                budget = flatten(v, keys, parts, key, budget)
+                if budget <= 0:
+                    break
+    elif value is not None:
+        piece = f"{key} {_scalar(value)}" if key else _scalar(value)
+        parts.append(piece)
+        budget -= len(piece) + 1
+    return budget
+
+
+def file_text(doc: dict[str, Any] | None, path: str, error: str | None) -> tuple[str, str]:
+    """(keys, text) of one file: its own member metadata in a multi-file group, else the group's."""
+    keys: dict[str, None] = {}
+    parts: list[str] = []
+    budget = MAX_TEXT_CHARS
+    for name, slot in ((doc or {}).get("metadata") or {}).items():
+        keys.setdefault(str(name), None)
+        if isinstance(slot, dict) and isinstance(slot.get("members"), dict):
+            budget = flatten(slot["members"].get(path), keys, parts, "", budget)
+            rest = {k: v for k, v in slot.items() if k != "members"}
+            budget = flatten(rest, keys, parts, "", budget)
+        else:
+            budget = flatten(slot, keys, parts, "", budget)
+    if error:
+        parts.append(f"error {error[:MAX_VALUE_CHARS]}")
+    return " ".join(keys), " ; ".join(parts)
+
+
+# -- query language -------------------------------------------------------------
+_TOKEN = re.compile(r'[^\s="]+="[^"]*"|"[^"]*"|\S+')
+_COLUMN = re.compile(r"^(path|keys|text):(.+)$")
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def to_fts_query(query: str) -> str:
+    """Translate the user's query into FTS5 syntax that cannot trip on punctuation.
+
+    Words are matched as phrases (``foo.nc`` -> ``"foo.nc"``), ``AND``/``OR``/``NOT``
+    pass through, ``word*`` is a prefix, ``key=value`` finds a value under that key
+    (the last part of a dotted key), ``path:``/``keys:``/``text:`` pick a column.
+    """
+    out: list[str] = []
+    for tok in _TOKEN.findall(query):
+        if tok in ("AND", "OR", "NOT", "(", ")"):
+            out.append(tok)
+        elif len(tok) >= 2 and tok[0] == tok[-1] == '"':
+            out.append(_quote(tok[1:-1]))
+        elif (m := _COLUMN.match(tok)) is not None:
+            out.append(f"{m.group(1)}:{to_fts_query(m.group(2))}")
+        elif "=" in tok[1:-1]:
+            key, value = tok.split("=", 1)
+            out.append(f"text:{_quote(key.rsplit('.', 1)[-1] + ' ' + value.strip(chr(34)))}")
+        elif tok.endswith("*") and len(tok) > 1:
+            out.append(_quote(tok[:-1]) + "*")
+        else:
+            out.append(_quote(tok))
+    return " ".join(out)
+
+
+def _timestamp(value: float | str | datetime | None) -> float | None:
+    """Epoch seconds from a number, a datetime or an ISO date (naive = local time, like ``find -newermt``)."""
+    if value is None or isinstance(value, int | float):
+        return value
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return float(value)
+    except ValueError:
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            raise SearchError(f"not a date or epoch seconds: {value!r}") from None
+
+
+class SearchIndex:
+    """One metadata directory's search index; ``sync`` updates it, ``search`` reads it."""
+
+    def __init__(self, path: str, *, rank_window: int = RANK_WINDOW) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.path = path
+        self.rank_window = rank_window
+        #: Whether the last query matched more rows than were ranked (see RANK_WINDOW).
+        self.last_windowed = False
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> SearchIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------
+    def _drop_group(self, gid: str) -> None:
+        ids = [i for (i,) in self.db.execute("SELECT id FROM docs WHERE group_id=?", (gid,))]
+        self.db.executemany("DELETE FROM fts WHERE rowid=?", [(i,) for i in ids])
+        self.db.execute("DELETE FROM docs WHERE group_id=?", (gid,))
+        self.db.execute("DELETE FROM groups WHERE group_id=?", (gid,))
+
+    def add_files(self, rows: Iterable[tuple[Any, ...]], doc: dict[str, Any] | None) -> int:
+        """Index files (path, group_id, size, mtime, extension, mime, extractor, status, error) of one group."""
+        n = 0
+        for row in rows:
+            path, error = row[0], row[8]
+            old = self.db.execute("SELECT id FROM docs WHERE path=?", (path,)).fetchone()
+            if old is not None:  # the file moved to another group
+                self.db.execute("DELETE FROM fts WHERE rowid=?", old)
+                self.db.execute("DELETE FROM docs WHERE id=?", old)
+            rowid = self.db.execute("INSERT INTO docs VALUES (NULL,?,?,?,?,?,?,?,?,?)", row).lastrowid
+            keys, text = file_text(doc, path, error)
+            self.db.execute("INSERT INTO fts(rowid, path, keys, text) VALUES (?,?,?,?)", (rowid, path, keys, text))
+            n += 1
+        return n
+
+    def _apply(self, state: StateStore, groups_dir: str, reindex: list[tuple[str, str, str]], drop: list[str],
+               stats: SyncStats) -> None:
+        """One transaction: drop groups that left, re-read the group files of changed ones."""
+        files: dict[str, list[tuple[Any, ...]]] = {}
+        for row in state.files_of([gid for gid, _, _ in reindex]):
+            files.setdefault(row[1], []).append(row)
+        with self.db:
+            self.db.execute("BEGIN")
+            for gid in drop:
+                self._drop_group(gid)
+            for gid, fingerprint, run_id in reindex:
+                self._drop_group(gid)
+                try:
+                    with open(os.path.join(groups_dir, f"{gid}.json"), encoding="utf-8") as fh:
+                        doc = json.load(fh)
+                except FileNotFoundError:
+                    doc = None
+                    stats.group_files_missing += 1
+                except ValueError as exc:
+                    doc = None
+                    stats.errors.append(f"{gid}.json: {exc}")
+                stats.files_indexed += self.add_files(files.get(gid, []), doc)
+                self.db.execute("INSERT INTO groups VALUES (?,?,?)", (gid, fingerprint, run_id))
+        stats.groups_indexed += len(reindex)
+        stats.groups_removed += len(drop)
+
+    def sync(self, out_dir: str) -> SyncStats:
+        """Bring the index in step with the journal of ``out_dir``; reads only changed group files."""
+        started = time.perf_counter()
+        journal_path = os.path.join(out_dir, ".xtract", "state.sqlite")
+        if not os.path.exists(journal_path):
+            raise IndexMissing(f"{out_dir} has no journal (.xtract/state.sqlite): run `xtract run` into it first")
+        stats = SyncStats()
+        state = StateStore(os.path.dirname(journal_path))
+        reader = sqlite3.connect(self.path, timeout=60)  # a snapshot, unaffected by our own writes
+        try:
+            reader.execute("BEGIN")
+            mine = reader.execute("SELECT group_id, fingerprint, run_id FROM groups ORDER BY group_id")
+            reindex: list[tuple[str, str, str]] = []
+            drop: list[str] = []
+            for action, item in _merge(state.iter_group_versions(), mine):
+                (reindex if action == "index" else drop).append(item)  # type: ignore[arg-type]
+                if len(reindex) + len(drop) >= APPLY_EVERY:
+                    self._apply(state, os.path.join(out_dir, "groups"), reindex, drop, stats)
+                    reindex, drop = [], []
+            self._apply(state, os.path.join(out_dir, "groups"), reindex, drop, stats)
+            reader.rollback()
+        finally:
+            reader.close()
+            state.close()
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('synced_journal', ?)", (str(_journal_mtime(out_dir)),))
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    def is_stale(self, out_dir: str) -> bool:
+        """Whether the journal changed since the last sync (cheap: two stats)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='synced_journal'").fetchone()
+        return row is None or float(row[0]) != _journal_mtime(out_dir)
+
+    # -- reading ---------------------------------------------------------------
+    def search(self, query: str = "", *, extractor: str | None = None, ext: str | None = None,
+               status: str | None = None, min_size: int | None = None, max_size: int | None = None,
+               newer_than: float | str | datetime | None = None, older_than: float | str | datetime | None = None,
+               path_prefix: str | None = None, limit: int = 20, raw: bool = False) -> list[Hit]:
+        """Files matching ``query`` (best bm25 first) and every filter; an empty query lists by path."""
+        where, params = [], []
+        for column, value in (("extractor", extractor), ("status", status)):
+            if value:
+                where.append(f"d.{column} = ?")
+                params.append(value)
+        if ext:
+            where.append("d.extension = ?")
+            params.append(ext.lower().lstrip("."))
+        for op, value in ((">=", min_size), ("<=", max_size)):
+            if value is not None:
+                where.append(f"d.size {op} ?")
+                params.append(int(value))
+        for op, value in ((">=", _timestamp(newer_than)), ("<", _timestamp(older_than))):
+            if value is not None:
+                where.append(f"d.mtime {op} ?")
+                params.append(value)
+        if path_prefix:
+            where.append("substr(d.path, 1, ?) = ?")
+            params += [len(path_prefix), path_prefix]
+        filters = "".join(f" AND {w}" for w in where)
+        if not query.strip():
+            sql = f"SELECT {_DOC_COLS} FROM docs d WHERE 1{filters} ORDER BY d.path LIMIT ?"
+            rows = self.db.execute(sql, [*params, limit]).fetchall()
+            return [Hit(r[0], 0.0, "", *r[1:8], r[8]) for r in rows]
+        match = query if raw else to_fts_query(query)
+        # Scoring (bm25) costs a few microseconds per matching row, counting almost nothing: a
+        # query matching a third of a million records ranks only the newest RANK_WINDOW matches
+        # (``last_window`` says so). Snippets are built for the rows shown only.
+        window = f" ORDER BY fts.rowid DESC LIMIT {int(self.rank_window)}"
+        top = (f"SELECT id, score FROM (SELECT fts.rowid AS id, bm25(fts, {_WEIGHTS}) AS score FROM fts "
+               f"JOIN docs d ON d.id = fts.rowid WHERE fts MATCH ?{filters}{window}) ORDER BY score LIMIT ?")
+        sql = (f"WITH top AS ({top}) SELECT {_DOC_COLS}, top.score, snippet(fts, -1, '[', ']', '…', 12) "
+               "FROM top JOIN fts ON fts.rowid = top.id JOIN docs d ON d.id = top.id WHERE fts MATCH ? "
+               "ORDER BY top.score")
+        try:
+            matches = self.db.execute("SELECT count(*) FROM fts WHERE fts MATCH ?", (match,)).fetchone()[0]
+            self.last_windowed = matches > self.rank_window
+            rows = self.db.execute(sql, [match, *params, limit, match]).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "fts5" in str(exc) or "syntax" in str(exc):
+                raise QuerySyntaxError(f"cannot parse query {query!r}: {exc}") from None
+            raise
+        return [Hit(r[0], round(-r[9], 4), r[10], *r[1:8], r[8]) for r in rows]
+
+    def count(self) -> int:
+        return self.db.execute("SELECT count(*) FROM docs").fetchone()[0]
+
+
+def _merge(journal: Iterator[tuple[str, str, str, str]],
+           mine: Iterable[tuple[str, str, str]]) -> Iterator[tuple[str, Any]]:
+    """Merge-join two group_id-ordered streams into ('index', (gid, fp, run)) and ('drop', gid) actions."""
+    mine_it = iter(mine)
+    cur = next(mine_it, None)
+    for gid, fp, run_id, outcome in journal:
+        while cur is not None and cur[0] < gid:
+            yield "drop", cur[0]
+            cur = next(mine_it, None)
+        if cur is not None and cur[0] == gid:
+            _, my_fp, my_run = cur
+            cur = next(mine_it, None)
+            if my_fp == fp and (outcome != "done" or my_run == run_id):
+                continue  # unchanged, or skipped by a run after the one we indexed
+        yield "index", (gid, fp, run_id)
+    while cur is not None:
+        yield "drop", cur[0]
+        cur = next(mine_it, None)
+
+
+def _journal_mtime(out_dir: str) -> float:
+    base = os.path.join(out_dir, ".xtract", "state.sqlite")
+    stamps = []
+    for p in (base, f"{base}-wal"):
+        try:
+            stamps.append(os.stat(p).st_mtime_ns)
+        except FileNotFoundError:
+            pass
+    return float(max(stamps, default=0))
+
+
+def update_index(out_dir: str) -> SyncStats:
+    """Sync the search index of ``out_dir`` with its journal (creating it if needed)."""
+    with SearchIndex(index_path(out_dir)) as index:
+        return index.sync(out_dir)
+
+
+def search(query: str = "", metadata_dir: str = "xtract-metadata", *, refresh: bool = True,
+           **filters: Any) -> list[Hit]:
+    """Search a metadata directory: ``search("name=tas", "OUT", ext="nc", limit=10)``.
+
+    With ``refresh`` the index is first synced if the journal changed since the last
+    sync (a no-op check otherwise), so results follow the latest run.
+    """
+    out = os.path.abspath(os.path.expanduser(metadata_dir))
+    path = index_path(out)
+    has_journal = os.path.exists(os.path.join(out, ".xtract", "state.sqlite"))
+    if not has_journal and not os.path.exists(path):
+        raise IndexMissing(f"{out} has no search index and no journal: is it a metadata directory?")
+    with SearchIndex(path) as index:
+        if refresh and has_journal and index.is_stale(out):
+            index.sync(out)
+        return index.search(query, **filters)
+
+
+@task(name="search-index", cache_policy=NO_CACHE, task_run_name="search-index-{endpoint_name}")
+def update_search_index(out_dir: str, *, endpoint_name: str = "endpoint") -> dict[str, Any]:
+    """Sync the local search index after the sink; a failure here costs search, not the run's metadata."""
+    logger = get_run_logger()
+    try:
+        stats = update_index(out_dir)
+    except (SearchError, sqlite3.Error) as exc:
+        logger.warning("search index not updated (%s); `xtract search` rebuilds it on demand; "
+                       "delete %s if it persists", exc, index_path(out_dir))
+        return {"error": str(exc)}
+    logger.info("search index: %d groups (%d files) indexed, %d removed in %.2fs", stats.groups_indexed,
+                stats.files_indexed, stats.groups_removed, stats.seconds)
+    return asdict(stats)

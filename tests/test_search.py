@@ -1,0 +1,172 @@
+"""Local search: real runs of the endpoint flow into a metadata dir, then queries against its index."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sqlite3
+import subprocess
+
+import pytest
+
+from flows.endpoint_flow import xtract_endpoint
+from tasks.search import (
+    QuerySyntaxError,
+    SearchIndex,
+    file_text,
+    index_path,
+    search,
+    to_fts_query,
+    update_index,
+)
+from tests.helpers import check_contract
+from xtract_blocks import XtractEndpoint
+
+
+def _write_nc(path: pathlib.Path, variables: list[str]) -> None:
+    import netCDF4
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with netCDF4.Dataset(path, "w") as ds:
+        ds.createDimension("time", 3)
+        for name in variables:
+            var = ds.createVariable(name, "f4", ("time",))
+            var.units = "K"
+            var[:] = np.arange(3, dtype="f4")
+
+
+def _corpus(root: pathlib.Path) -> None:
+    (root / "tables").mkdir(parents=True)
+    (root / "tables" / "weather.csv").write_text("temperature,site\n1.5,alpha\n2.5,beta\n")
+    (root / "tables" / "sales.csv").write_text("price,item\n3,apple\n4,pear\n")
+    (root / "notes.txt").write_text("calibration log for the spectrometer\n")
+    _write_nc(root / "climate" / "model_a.nc", ["tas", "pr"])
+    _write_nc(root / "climate" / "model_b.nc", ["pr"])
+
+
+def _run(root: pathlib.Path, out: pathlib.Path) -> dict:
+    ep = XtractEndpoint(dirs=[str(root)], local_mdata_path=str(out))
+    state = xtract_endpoint(ep, workers=1, return_state=True)
+    assert state.is_completed(), state.message
+    return state.result()
+
+
+@pytest.fixture(scope="module")
+def metadata(tmp_path_factory: pytest.TempPathFactory) -> tuple[pathlib.Path, pathlib.Path]:
+    root = tmp_path_factory.mktemp("repo")
+    out = tmp_path_factory.mktemp("out")
+    _corpus(root)
+    _run(root, out)
+    return root, out
+
+
+def test_query_translation_is_safe_for_punctuation_and_keeps_operators() -> None:
+    assert to_fts_query("model_a.nc") == '"model_a.nc"'
+    assert to_fts_query("tas OR pr") == '"tas" OR "pr"'
+    assert to_fts_query("variables.name=tas") == 'text:"name tas"'
+    assert to_fts_query('site="alpha beta"') == 'text:"site alpha beta"'
+    assert to_fts_query("temp*") == '"temp"*'
+    assert to_fts_query("path:climate units") == 'path:"climate" "units"'
+
+
+def test_member_metadata_is_attributed_to_its_own_file() -> None:
+    doc = {"metadata": {"tabular": {"members": {"/a.csv": {"columns": [{"name": "x"}]},
+                                                "/b.csv": {"columns": [{"name": "y"}]}}}}}
+    keys, text = file_text(doc, "/a.csv", None)
+    assert "name x" in text and "name y" not in text
+    assert keys.split() == ["tabular", "columns", "name"]
+
+
+def test_the_flow_builds_the_index_and_a_variable_is_found(metadata) -> None:
+    root, out = metadata
+    check_contract(out, expected_files=5)
+    assert os.path.exists(index_path(str(out)))
+    hits = search("name=tas", str(out))
+    assert [h.path for h in hits] == [str(root / "climate" / "model_a.nc")]
+    assert hits[0].extractor == "netcdf" and hits[0].status == "ok"
+    assert "[name tas]" in hits[0].snippet
+    both = search("pr", str(out), ext=".nc")
+    assert {pathlib.Path(h.path).name for h in both} == {"model_a.nc", "model_b.nc"}
+    assert search("temperature", str(out))[0].path == str(root / "tables" / "weather.csv")
+    assert search("spectrometer", str(out))[0].path.endswith("notes.txt")
+
+
+def test_filters_narrow_results(metadata) -> None:
+    root, out = metadata
+    assert {pathlib.Path(h.path).name for h in search("", str(out), extractor="tabular")} == {"weather.csv",
+                                                                                                "sales.csv"}
+    assert search("name", str(out), ext="csv", min_size=10**9) == []
+    assert len(search("", str(out), path_prefix=str(root / "climate"))) == 2
+    assert search("", str(out), newer_than="2999-01-01") == []
+    assert len(search("", str(out), older_than="2999-01-01", limit=3)) == 3
+    assert {h.status for h in search("", str(out), status="ok")} == {"ok"}
+
+
+def test_bad_query_syntax_is_a_clear_error(metadata) -> None:
+    _, out = metadata
+    with pytest.raises(QuerySyntaxError, match="cannot parse"):
+        search("tas OR", str(out))
+
+
+@pytest.mark.slow
+def test_rerun_updates_only_what_changed_and_drops_what_left(tmp_path: pathlib.Path) -> None:
+    root, out = tmp_path / "repo", tmp_path / "out"
+    _corpus(root)
+    _run(root, out)
+    with SearchIndex(index_path(str(out))) as index:
+        kept_id = index.db.execute("SELECT id FROM docs WHERE path LIKE '%sales.csv'").fetchone()[0]
+    (root / "notes.txt").unlink()
+    (root / "tables" / "weather.csv").write_text("humidity,site\n0.5,gamma\n")
+    os.utime(root / "tables" / "weather.csv", (1e9, 1e9))
+    _write_nc(root / "climate" / "model_c.nc", ["tasmax"])
+    summary = _run(root, out)
+    assert summary["skipped"] == 3
+    check_contract(out, expected_files=5)
+    assert update_index(str(out)).groups_indexed == 0  # the flow already synced
+    with SearchIndex(index_path(str(out))) as index:
+        assert index.count() == 5
+        # the unchanged file kept its row: the index was updated, not rebuilt
+        assert index.db.execute("SELECT id FROM docs WHERE path LIKE '%sales.csv'").fetchone()[0] == kept_id
+    assert search("spectrometer", str(out)) == []
+    assert search("temperature", str(out)) == []
+    assert search("humidity", str(out))[0].path.endswith("weather.csv")
+    assert search("name=tasmax", str(out))[0].path.endswith("model_c.nc")
+
+
+def test_a_lost_index_is_rebuilt_on_demand_and_a_missed_sync_heals(metadata) -> None:
+    _, out = metadata
+    for suffix in ("", "-wal", "-shm"):
+        pathlib.Path(index_path(str(out)) + suffix).unlink(missing_ok=True)
+    assert search("name=tas", str(out))[0].path.endswith("model_a.nc")
+    # a group the index lost (e.g. a crash between sink and sync) comes back on the next sync
+    with SearchIndex(index_path(str(out))) as index:
+        gid = index.db.execute("SELECT group_id FROM docs WHERE path LIKE '%model_b.nc'").fetchone()[0]
+        index.db.execute("DELETE FROM docs WHERE group_id=?", (gid,))
+        index.db.execute("DELETE FROM groups WHERE group_id=?", (gid,))
+    stats = update_index(str(out))
+    assert (stats.groups_indexed, stats.groups_removed) == (1, 0)
+    assert len(search("pr", str(out), ext="nc")) == 2
+
+
+def test_cli_prints_json_lines_and_exits_1_without_matches(metadata, xtract_bin, subprocess_env) -> None:
+    _, out = metadata
+    proc = subprocess.run([*xtract_bin, "search", "name=tas", "--metadata-dir", str(out), "--json"],
+                          capture_output=True, text=True, env=subprocess_env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [pathlib.Path(r["path"]).name for r in rows] == ["model_a.nc"]
+    assert {"path", "score", "snippet", "size", "extension", "extractor", "status"} <= set(rows[0])
+    proc = subprocess.run([*xtract_bin, "search", "zzzznothing", "--metadata-dir", str(out)],
+                          capture_output=True, text=True, env=subprocess_env, timeout=120)
+    assert proc.returncode == 1 and "no matches" in proc.stderr
+
+
+def test_index_is_plain_sqlite_with_fts5(metadata) -> None:
+    _, out = metadata
+    db = sqlite3.connect(index_path(str(out)))
+    try:
+        assert db.execute("SELECT count(*) FROM fts WHERE fts MATCH 'tas'").fetchone()[0] == 1
+    finally:
+        db.close()
