@@ -6,7 +6,8 @@ keeps its count and each chunk's exact sum as a (rounded sum, rounding error) pa
 from ``math.fsum``, added with ``fsum`` at the end, so the mean is the correctly
 rounded sum over all rows divided by the count (as if read in one piece),
 and Chan et al.'s pairwise merge of (count, mean, M2) for the variance, which does
-not cancel catastrophically the way sum-of-squares does for data far from zero.
+not cancel catastrophically the way sum-of-squares does for data far from zero
+(values are shifted by the column's first value first, so chunk means stay small).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class ColumnStats:
     kinds: set[str] = field(default_factory=set)
     n: int = 0
     chunk_sums: list[float] = field(default_factory=list)
-    mean: float = 0.0
+    shift: float | None = None
+    mean: float = 0.0  # of the shifted values
     m2: float = 0.0
     min: float | None = None
     max: float | None = None
@@ -48,8 +50,11 @@ class ColumnStats:
         as_list = values.tolist()
         total = math.fsum(as_list)  # correctly rounded chunk sum...
         self.chunk_sums += (total, math.fsum([*as_list, -total]))  # ...plus its rounding error: ~106-bit exact
-        mb = total / nb
-        m2b = float(((values - mb) ** 2).sum())
+        if self.shift is None:
+            self.shift = as_list[0]
+        shifted = values - self.shift  # variance is shift-invariant; small numbers merge without cancellation
+        mb = float(shifted.sum()) / nb
+        m2b = float(((shifted - mb) ** 2).sum())
         if self.n == 0:
             self.mean, self.m2 = mb, m2b
         else:  # Chan, Golub & LeVeque (1979): combine two partial variances

@@ -23,7 +23,8 @@ TOP_KEYWORDS = 15
 RANK_BYTES = 4 * 1024 * 1024
 BLOCK = 1024 * 1024
 MAX_PDF_PAGES = 50
-MAX_PHRASE_WORDS = 4
+#: Longer runs without a stopword are lists or code, not key phrases.
+MAX_PHRASE_WORDS = 5
 
 _WORD = re.compile(r"[^\W\d_][\w'-]*", re.UNICODE)
 _SPLIT = re.compile(r"[.,;:!?()\[\]{}<>\"|/\\=+*#`~\n\r\t•–—]+|\s-\s")

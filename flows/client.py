@@ -16,11 +16,12 @@ and errors are exceptions, never ``None`` entries.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from typing import Any
 from uuid import UUID
+
+from pydantic_core import to_jsonable_python
 
 import xtract_blocks._defaults  # noqa: F401  (offline Prefect settings before prefect is imported)
 from flows.client_launch import create_endpoint_run, spawn_runner
@@ -96,44 +97,53 @@ class XtractClient:
             credentials.scopes = [*credentials.scopes, *[s for s in auth_scopes if s not in credentials.scopes]]
         return credentials
 
-    def _block_name(self, xep: XtractEndpoint) -> str:
-        """Save the endpoint as a block the detached run can load; returns the block name.
+    def _endpoint_param(self, xep: XtractEndpoint) -> str | dict[str, Any]:
+        """The ``endpoint`` parameter of the runs: a saved block's name, else the endpoint's fields.
 
-        An endpoint loaded or saved by the user keeps its name unless it was changed in
-        memory since; anything else is saved under a name derived from its content.
+        A block with a name runs as saved (the UI shows the name, artifact keys use it);
+        an unsaved endpoint travels as its field values, which avoids Block.save (seconds of
+        schema work per call). Secrets never travel as values: credentials go as a
+        ``$ref`` to a saved GlobusCredentials block, saved here when they are not yet.
         """
         if not isinstance(xep, XtractEndpoint):
             raise XtractClientError(f"expected an XtractEndpoint, got {type(xep).__name__}")
-        if xep.repo_type == "globus" and xep.credentials is None:
+        credentials = xep.credentials
+        if xep.repo_type == "globus" and credentials is None:
             if self.credentials is None:
                 raise XtractClientError(f"endpoint {xep.globus_ep_id} is a Globus collection: give the client or "
                                         "the endpoint GlobusCredentials")
-            xep = xep.model_copy(update={"credentials": self.credentials})
+            credentials = self.credentials
         name = getattr(xep, "_block_document_name", None)
-        if name:
-            try:
-                if XtractEndpoint.load(name).model_dump() == xep.model_dump():
-                    return name
-            except ValueError:
-                pass
-        fields = xep.model_dump(mode="json", exclude={"credentials"})
-        fields["credentials"] = xep.credentials.client_id if xep.credentials is not None else None
-        digest = hashlib.sha1(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:12]
-        name = f"xtract-client-{digest}"
-        xep.model_copy().save(name, overwrite=True)
-        return name
+        if name and credentials is xep.credentials:
+            return name
+        fields = {k: getattr(xep, k) for k in type(xep).model_fields if k != "credentials"}
+        fields.update(xep.model_extra or {})
+        param: dict[str, Any] = to_jsonable_python(fields)
+        if credentials is not None:
+            param["credentials"] = {"$ref": {"block_document_id": str(self._credentials_id(credentials))}}
+        return param
 
-    def _endpoint_of(self, crawl_id: str, run: Any = None, *, saved: bool = False) -> XtractEndpoint:
-        """The endpoint of a crawl: this client's object, or (``saved`` / another process) the block the run used."""
-        if crawl_id in self.cid_to_xep_map and not saved:
+    @staticmethod
+    def _credentials_id(credentials: GlobusCredentials) -> UUID:
+        block_id = getattr(credentials, "_block_document_id", None)
+        if block_id is None:
+            digest = hashlib.sha1(credentials.client_id.encode()).hexdigest()[:12]
+            block_id = credentials.save(f"xtract-client-{digest}", overwrite=True)
+        return block_id
+
+    def _endpoint_of(self, crawl_id: str, run: Any = None) -> XtractEndpoint:
+        """The endpoint of a crawl: this client's object, else rebuilt from the crawl run's parameters."""
+        if crawl_id in self.cid_to_xep_map:
             return self.cid_to_xep_map[crawl_id]
         if run is None:
             with _prefect_client() as client:
                 run = read_runs(client, [as_uuid(crawl_id)])[as_uuid(crawl_id)]
         ref = run.parameters.get("endpoint")
-        if not isinstance(ref, str):
-            raise XtractClientError(f"crawl {crawl_id} was not started from a saved endpoint block")
-        return XtractEndpoint.load(ref)
+        if isinstance(ref, str):
+            return XtractEndpoint.load(ref)
+        if isinstance(ref, dict) and "$ref" not in ref:  # where the metadata is needs no credentials
+            return XtractEndpoint(**{k: v for k, v in ref.items() if k != "credentials"})
+        raise XtractClientError(f"crawl {crawl_id} has no usable endpoint parameter")
 
     def _ids(self, crawl_ids: list[str] | str | None) -> list[str]:
         if isinstance(crawl_ids, str | UUID):
@@ -143,8 +153,8 @@ class XtractClient:
             raise XtractClientError("Missing crawl ID. A crawl ID must be provided or the .crawl() method must be run")
         return ids
 
-    def _launch(self, name: str, xep: XtractEndpoint, stage: str, *, tags: list[str], after: str | None = None,
-                extra: dict[str, Any] | None = None) -> str:
+    def _launch(self, name: str | dict[str, Any], xep: XtractEndpoint, stage: str, *, tags: list[str],
+                after: str | None = None, extra: dict[str, Any] | None = None) -> str:
         params: dict[str, Any] = {"endpoint": name, "stage": stage, **(extra or {})}
         run_id = create_endpoint_run(params, tags=[CLIENT_TAG, f"stage:{stage}", *tags])
         state_dir = metadata_layout(os.path.abspath(os.path.expanduser(xep.local_mdata_path)))["state"]
@@ -157,7 +167,7 @@ class XtractClient:
         """Start one crawl per endpoint and return at once; ids also go to ``crawl_ids`` and ``cid_to_xep_map``."""
         if isinstance(xeps, XtractEndpoint):
             xeps = [xeps]
-        names = [self._block_name(xep) for xep in xeps]  # validate and save all before starting any
+        names = [self._endpoint_param(xep) for xep in xeps]  # validate all before starting any
         crawl_ids = []
         for xep, name in zip(xeps, names, strict=True):
             cid = self._launch(name, xep, "crawl", tags=[])
@@ -246,9 +256,7 @@ class XtractClient:
         codes = []
         for cid in ids:
             run = runs[as_uuid(cid)]
-            name = run.parameters.get("endpoint") if isinstance(run.parameters.get("endpoint"), str) else None
-            if name is None:
-                name = self._block_name(self._endpoint_of(cid, run))
+            name = run.parameters["endpoint"]  # exactly what the crawl ran with
             extra = {k: v for k, v in self.run_options.items() if v is not None and k in accepts}
             xep = self._endpoint_of(cid, run)
             if "container_path" in accepts and self.container_paths.get(xep.funcx_ep_id or "local"):
@@ -289,7 +297,7 @@ class XtractClient:
         if failed:
             raise XtractClientError(f"extraction of crawl {failed[0]['crawl_id']} {failed[0]['xtract_status']}: "
                                     f"{failed[0]['message']}; nothing offloaded")
-        endpoints = {cid: self._endpoint_of(cid, saved=True) for cid in ids}  # block names = folder names
+        endpoints = {cid: self._endpoint_of(cid) for cid in ids}
         sources = {ep.slug(): os.path.abspath(os.path.expanduser(ep.local_mdata_path)) for ep in endpoints.values()}
         if dest_ep_id is None:
             from tasks.offload import offload_local

@@ -23,6 +23,7 @@ from typing import Any
 from uuid import UUID
 
 import xtract_blocks._defaults  # noqa: F401  (offline Prefect settings before prefect is imported)
+from flows.endpoint_flow import xtract_endpoint  # imported up front: crawl() must not pay for it
 
 #: how often a waiting extraction run polls its crawl run.
 POLL_S = 1.0
@@ -36,8 +37,6 @@ class LaunchError(RuntimeError):
 def create_endpoint_run(parameters: dict[str, Any], *, tags: list[str]) -> UUID:
     """Create a Pending ``xtract-endpoint`` flow run with JSON parameters; returns its id."""
     from prefect.client.orchestration import get_client
-
-    from flows.endpoint_flow import xtract_endpoint
 
     with get_client(sync_client=True) as client:
         run = client.create_flow_run(xtract_endpoint, parameters=parameters, tags=tags)
@@ -90,8 +89,6 @@ def main(argv: list[str] | None = None) -> int:
     from prefect.client.orchestration import get_client
     from prefect.flow_engine import run_flow
     from prefect.states import Failed
-
-    from flows.endpoint_flow import xtract_endpoint
 
     with get_client(sync_client=True) as client:
         if args.after is not None:

@@ -17,6 +17,7 @@ from prefect.states import Completed
 
 from flows.client_spool import crawl_spool_totals
 from flows.globus_habitat import extraction_spec, globus_problem, ingest_to_search, offload_by_globus
+from flows.report.publish import publish_run_report
 from tasks.containers import register_containers
 from tasks.crawl import crawl
 from tasks.executor_compute import with_remote_options
@@ -147,6 +148,7 @@ def xtract_endpoint(
                       endpoint_name=name, batch_size=batch_size, limit_s=time_limit_s)
     sunk = sink(out, run_id, endpoint_name=name)
     update_search_index(out, endpoint_name=name)
+    report_path = publish_run_report(name, out)  # OUT/report.html + artifacts; before any offload moves OUT
 
     counts = sunk["counts"]
     summary: dict[str, Any] = {
@@ -166,6 +168,7 @@ def xtract_endpoint(
         | {"fx": {"pending": counters["fx_pending"], "success": counters["fx_success"],
                   "failed": counters["fx_failed"]}},
     }
+    summary["report"] = report_path
     if index_id:
         summary["search"] = ingest_to_search(ep, index_id, out, visible_to=search_visible_to, endpoint_name=name)
     if dest_path and dest_endpoint_id:

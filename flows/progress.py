@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 from rich.console import Console, Group, RenderableType
@@ -181,49 +181,53 @@ class RichProgress:
         self.model = ProgressModel()
         self.spinner = Spinner("dots", style="cyan")
         self.started = time.monotonic()
+        self.finished = False  # set when the flow returned: spinners stop in the last frame
 
     def __call__(self, ev: StageEvent) -> None:
         self.model.apply(ev)
 
     def _icon(self, done: bool) -> RenderableType:
-        return Text("✓", style="green") if done else self.spinner
+        if done:
+            return Text("✓", style="green")
+        return Text("·", style="dim") if self.finished else self.spinner
 
     def render(self) -> RenderableType:
         now = time.monotonic()
         with self.model.lock:
-            endpoints = [EndpointProgress(**vars(ep)) for ep in self.model.endpoints.values()]
+            endpoints = [replace(ep) for ep in self.model.endpoints.values()]
         if not endpoints:
             grid = Table.grid(padding=(0, 1))
-            grid.add_row(self.spinner, Text(f"starting the flow run … {human_duration(now - self.started)}",
-                                            style="dim"))
+            grid.add_row(self._icon(False), Text(f"starting the flow run … {human_duration(now - self.started)}",
+                                                 style="dim"))
             return grid
-        blocks = [self._render_endpoint(ep, now, titled=len(endpoints) > 1) for ep in endpoints]
-        return Group(*blocks)
+        return Group(*(self._render_endpoint(ep, now, titled=len(endpoints) > 1) for ep in endpoints))
 
     def _render_endpoint(self, ep: EndpointProgress, now: float, *, titled: bool) -> RenderableType:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(width=1)
         grid.add_column(width=8, style="bold")
-        grid.add_column(width=32)
-        grid.add_column()
+        grid.add_column(ratio=1)
         if titled:
-            grid.add_row("", Text(ep.endpoint, style="bold magenta"), "", "")
+            grid.add_row("", Text(ep.endpoint, style="bold magenta"), "")
         if ep.crawl_started is not None or ep.crawl:
-            grid.add_row(self._icon(ep.crawl_seconds is not None), "crawl", "", ep.crawl_text(now))
+            grid.add_row(self._icon(ep.crawl_seconds is not None), "crawl", ep.crawl_text(now))
         if ep.stage == "group":
-            grid.add_row(self.spinner, "group", "", f"grouping {human_count(ep.crawl.get('files', 0))} files …")
+            grid.add_row(self._icon(False), "group", f"grouping {human_count(ep.crawl.get('files', 0))} files …")
         elif ep.groups_total is not None:
-            grid.add_row(Text("✓", style="green"), "group", "", f"{human_count(ep.groups_total)} groups")
+            grid.add_row(self._icon(True), "group", f"{human_count(ep.groups_total)} groups")
         if ep.xtract_started is not None:
             total = max(ep.groups_total or 0, 1)
             done = ep.xtract_seconds is not None
-            bar = ProgressBar(total=total, completed=total if done else min(ep.groups_done(), total), width=32)
+            bar = ProgressBar(total=total, completed=total if done else min(ep.groups_done(), total),
+                              width=max(10, min(40, self.console.width // 4)))
             text = Text(ep.xtract_text(now))
             if ep.counters.get("fx_failed"):
                 text.highlight_words([f"{human_count(ep.counters['fx_failed'])} failed"], style="red")
-            grid.add_row(self._icon(done), "extract", bar, text)
-        if ep.stage == "finish":
-            grid.add_row(self.spinner, "finish", "", "writing index.parquet and the report …")
+            line = Table.grid(padding=(0, 1))
+            line.add_row(bar, text)
+            grid.add_row(self._icon(done), "extract", line)
+        if ep.stage == "finish" and not self.finished:  # the summary printed after the view says how it ended
+            grid.add_row(self._icon(False), "finish", "writing index.parquet and the report …")
         return grid
 
     @contextmanager
@@ -231,7 +235,10 @@ class RichProgress:
         with Live(get_renderable=self.render, console=self.console, refresh_per_second=8, transient=False,
                   redirect_stdout=False, redirect_stderr=False) as live, \
                 _prefect_console_into(live.console), observing(self):
-            yield self
+            try:
+                yield self
+            finally:
+                self.finished = True
 
 
 class _ToConsole(logging.Handler):

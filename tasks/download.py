@@ -32,6 +32,8 @@ from xtract_blocks import XtractEndpoint
 from xtract_blocks.http import FsspecFilesystem, HttpCredentials
 
 CHUNK = 1 << 20
+#: Network reads are small so a dropped connection loses at most this much of what arrived.
+NET_CHUNK = 1 << 16
 Item = tuple[str, int | None, float | None]  # (remote path or URL, size if known, mtime if known)
 OnBytes = Callable[[int], None]
 
@@ -169,11 +171,15 @@ class HttpFetcher:
                 json.dump({"url": url, "validator": validator}, fh)
             received = 0
             with open(part, "ab" if offset else "wb") as out:
-                for block in resp.iter_content(CHUNK):
-                    out.write(block)
-                    received += len(block)
-                    if on_bytes:
-                        on_bytes(len(block))
+                try:
+                    for block in resp.iter_content(NET_CHUNK):
+                        out.write(block)
+                        received += len(block)
+                        if on_bytes:
+                            on_bytes(len(block))
+                except OSError as exc:  # requests' connection errors are OSErrors too
+                    raise DownloadError(f"{url}: connection lost ({type(exc).__name__}) after "
+                                        f"{offset + received} bytes; rerun to resume") from None
             if total is not None and os.path.getsize(part) != total:
                 raise DownloadError(f"{url}: got {os.path.getsize(part)} of {total} bytes; rerun to resume")
             expected = header_checksum(resp.headers, full_body=offset == 0)

@@ -16,12 +16,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from extractors.registry import AMBIGUOUS_EXTENSIONS, Registry, default_registry
-from tasks.records import GROUP_SCHEMA, SpoolWriter, iter_spool
+from tasks.records import GROUP_SCHEMA, SpoolWriter, iter_spool, iter_spool_batches
 
 Row = dict[str, Any]
 GrouperFn = Callable[[list[Row]], list[list[Row]]]
@@ -140,10 +139,10 @@ class _ExtensionTable:
         return self.known[ext]
 
 
-def _iter_directory_chunks(spool_path: str, batch_rows: int = 65_536) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+def _iter_directory_chunks(spool_path: str, batch_rows: int = 32_768) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
     """(rows, their directories) in chunks that never split a directory (a crawl keeps one together)."""
     carry: pa.Table | None = None
-    for rb in pq.ParquetFile(spool_path).iter_batches(batch_size=batch_rows):
+    for rb in iter_spool_batches(spool_path, batch_rows):
         table = pa.Table.from_batches([rb]) if carry is None else pa.concat_tables([carry, pa.Table.from_batches([rb])])
         dirs = pc.replace_substring_regex(table.column("path"), r"/[^/]*$", "")
         same = pc.equal(dirs, dirs[-1]).to_numpy(zero_copy_only=False)
@@ -186,6 +185,13 @@ def _group_columnar(crawl_spool: str, groups_spool: str, key_kind: str, registry
                     members.setdefault(k, []).append(i)
                 order, gids, fps = [], [], []
                 for rows in members.values():
+                    if len(rows) == 1:  # most groups of most trees: the same hashes, without the sorting
+                        i = rows[0]
+                        order.append(i)
+                        gids.append(sha1(f"{paths[i]}\0".encode("utf-8", "surrogateescape")).hexdigest()[:24])
+                        fps.append(sha1(f"{keys[i]}\0{paths[i]}\0{sizes[i]}\0{mtimes[i]!r}".encode(
+                            "utf-8", "surrogateescape")).hexdigest()[:24])
+                        continue
                     ranked = sorted(rows, key=paths.__getitem__)
                     gid = group_id_of([paths[i] for i in ranked])
                     fkey = "|".join(sorted({keys[i] for i in rows}))

@@ -130,15 +130,32 @@ class ExtractionRun:
         self.retry: deque[Batch] = deque()
         self.suspects: deque[Batch] = deque()
         self._exhausted = False
+        self._broken: BaseException | None = None  # set when submit found the pool broken
+        self._submit_failures = 0
 
     # -- submission -------------------------------------------------------
     def _budget(self, batch: Batch) -> float:
         per_group = self.limit_s if self.limit_s else 3600.0
         return per_group * len(batch.groups) + self.grace_s
 
-    def _submit(self, batch: Batch) -> None:
+    def _submit(self, batch: Batch, queue: deque[Batch] | None = None) -> bool:
+        """Hand ``batch`` to the pool; False (batch put back on ``queue``) when the pool is already broken.
+
+        A process pool breaks asynchronously: between a worker's death and our
+        noticing, ``submit`` raises BrokenProcessPool (or OSError from a half-closed
+        queue). That is the same event as a failed future, not this batch's fault.
+        """
         out = self.out_dir if self.pool.shares_disk else None
-        fut = self.pool.submit(run_batch, batch.groups, out_dir=out, limit_s=self.limit_s)
+        try:
+            fut = self.pool.submit(run_batch, batch.groups, out_dir=out, limit_s=self.limit_s)
+        except (BrokenExecutor, OSError, RuntimeError) as exc:
+            self._submit_failures += 1
+            if self._submit_failures > 3:  # a fresh pool refuses work too: not a dead worker
+                raise
+            (queue if queue is not None else self.retry).appendleft(batch)
+            self._broken = exc
+            return False
+        self._submit_failures = 0
         now = time.monotonic()
         batch.submitted = now
         batch.started = None
@@ -148,16 +165,18 @@ class ExtractionRun:
         n = len(batch.groups)
         if batch.fresh:
             self.counters.cumu_scheduled += n
+            batch.fresh = False
         self.counters.fx_pending += n
+        return True
 
     def _fill(self, batches: Iterator[Batch], max_in_flight: int) -> None:
-        while len(self.in_flight) < max_in_flight:
+        while len(self.in_flight) < max_in_flight and self._broken is None:
             if self.suspects:  # quarantine: a suspect only ever runs alone
                 if not self.in_flight:
-                    self._submit(self.suspects.popleft())
+                    self._submit(self.suspects.popleft(), self.suspects)
                 return
             if self.retry:
-                self._submit(self.retry.popleft())
+                self._submit(self.retry.popleft(), self.retry)
                 continue
             if self._exhausted:
                 return
@@ -233,6 +252,7 @@ class ExtractionRun:
                 self.suspects.extend(Batch([g], attempt=batch.attempt, fresh=False) for g in batch.groups)
         self.counters.pool_restarts += 1
         self.pool.restart()
+        self._broken = None
 
     def _watchdog(self) -> None:
         """Start deadlines when batches start running; kill the pool when one is overdue."""
@@ -256,6 +276,7 @@ class ExtractionRun:
                 self.retry.appendleft(batch)
         self.counters.pool_restarts += 1
         self.pool.restart()
+        self._broken = None
 
     # -- main loop --------------------------------------------------------
     def run(self, batches: Iterator[Batch], *, max_in_flight: int) -> XtractCounters:
@@ -264,7 +285,10 @@ class ExtractionRun:
             while True:
                 self._fill(batches, max_in_flight)
                 if not self.in_flight:
-                    break
+                    if self._broken is None:
+                        break
+                    self._on_broken(self._broken)  # broke with nothing in flight: just restart
+                    continue
                 done, _ = wait(list(self.in_flight), timeout=self.poll_s, return_when=FIRST_COMPLETED)
                 broken: BaseException | None = None
                 for fut in done:
@@ -273,6 +297,7 @@ class ExtractionRun:
                         broken = exc
                     else:
                         self._handle(fut)
+                broken = broken or self._broken
                 if broken is not None:
                     self._on_broken(broken)
                 self._watchdog()

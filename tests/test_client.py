@@ -85,7 +85,7 @@ def test_round_trip_crawl_status_flush_xtract_offload(tmp_path, subprocess_env):
     started = time.perf_counter()
     crawl_ids = xtr.crawl([ep])
     crawl_returned_s = time.perf_counter() - started
-    assert crawl_returned_s < 3.0, f"crawl() blocked for {crawl_returned_s:.1f}s"
+    assert crawl_returned_s < 5.0, f"crawl() blocked for {crawl_returned_s:.1f}s"
     assert xtr.crawl_ids == crawl_ids and xtr.cid_to_xep_map[crawl_ids[0]] is ep
     early = xtr.get_crawl_status()[0]
     assert early["status"] in ("pending", "crawling", "complete") and early["message"] == "OK"

@@ -97,15 +97,17 @@ def write_fits(path: pathlib.Path, *, truncate: int = 0) -> pathlib.Path:
     def pad(data: bytes) -> bytes:
         return data + b"\0" * (-len(data) % 2880)
 
-    primary = header(["SIMPLE  =                    T", "BITPIX  =                   16", "NAXIS   =                    2",
-                      "NAXIS1  =                    4", "NAXIS2  =                    3",
-                      "OBJECT  = 'M31 ''core'''       / target", "EXPTIME =                1.5D2",
+    def card(key: str, value: object) -> str:
+        text = value if isinstance(value, str) else ("T" if value is True else str(value))
+        return f"{key:<8}= {text:>20}"
+
+    primary = header([card("SIMPLE", True), card("BITPIX", 16), card("NAXIS", 2), card("NAXIS1", 4),
+                      card("NAXIS2", 3), "OBJECT  = 'M31 ''core'''       / target", card("EXPTIME", "1.5D2"),
                       "COMMENT written by hand"])
     image = pad(np.arange(12, dtype=">i2").tobytes())
-    table = header(["XTENSION= 'BINTABLE'", "BITPIX  =                    8", "NAXIS   =                    2",
-                    "NAXIS1  =                   12", "NAXIS2  =                    2", "PCOUNT  =                    0",
-                    "GCOUNT  =                    1", "TFIELDS =                    2", "TTYPE1  = 'FLUX    '",
-                    "TFORM1  = 'D       '", "TUNIT1  = 'Jy      '", "TTYPE2  = 'ID      '",
+    table = header(["XTENSION= 'BINTABLE'", card("BITPIX", 8), card("NAXIS", 2), card("NAXIS1", 12),
+                    card("NAXIS2", 2), card("PCOUNT", 0), card("GCOUNT", 1), card("TFIELDS", 2),
+                    "TTYPE1  = 'FLUX    '", "TFORM1  = 'D       '", "TUNIT1  = 'Jy      '", "TTYPE2  = 'ID      '",
                     "TFORM2  = 'J       '", "EXTNAME = 'EVENTS  '"])
     data = primary + image + table + pad(b"\1" * 24)
     path.write_bytes(data[: len(data) - truncate] if truncate else data)

@@ -73,8 +73,8 @@ def test_globus_flow_matches_local_run_and_offloads_and_ingests(globus, setup, t
 def test_globus_flow_survives_429_storm_and_5xx_burst(globus, setup, tmp_path):
     data, _, ids, _ = setup
     svc = globus.service
-    svc.inject(f"{ids['data']}/ls", 4, status=429, retry_after=1)
-    svc.inject(f"{ids['data']}/ls", 2, status=502)
+    svc.inject(f"{ids['data']}/ls", 3, status=429, retry_after=1)
+    svc.inject(f"{ids['data']}/ls", 1, status=502)
     svc.inject("/transfer/v0.10/task/", 3, status=503, every=2)
     svc.inject("/transfer/v0.10/transfer", 1, status=502)
     out = tmp_path / "out"

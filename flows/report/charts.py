@@ -96,8 +96,9 @@ def build_charts(facts: dict[str, Any], group_href: Callable[[str], str]) -> dic
     root = facts["root"]
 
     def rel(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{**r, "label": r["label"][len(root):] or "." if root and r["label"].startswith(root) else r["label"]}
-                for r in rows]
+        base = root.rstrip("/")
+        return [{**r, "label": (r["label"][len(base):].lstrip("/") or ".") if base and
+                 (r["label"] + "/").startswith(base + "/") else r["label"]} for r in rows]
 
     dirs = facts["dirs"]
     add("busiest-dirs", f"Busiest directories by files (of {human_count(dirs['count'])}; under {root or '/'})",

@@ -125,7 +125,7 @@ def _cards(facts: dict[str, Any]) -> str:
     tl = facts["timeline"]
     span = ""
     if tl.get("labels"):
-        span = f"{tl['labels'][0]} … {tl['labels'][-1]}"
+        span = tl["labels"][0] if len(tl["labels"]) == 1 else f"{tl['labels'][0]} … {tl['labels'][-1]}"
     cards = [
         _card(human_count(files), "files"), _card(human_bytes(facts["bytes"]), "total size"),
         _card(human_count(facts["groups"]), "groups"),

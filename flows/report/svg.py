@@ -44,6 +44,17 @@ def nice_max(value: float) -> float:
     return float(10 * power)
 
 
+def nice_ticks(value: float, *, integer: bool = True, most: int = 5) -> list[float]:
+    """Gridline values from 0 up to a round top at or above ``value``: steps of 1, 2 or 5 times 10^k."""
+    raw = max(value, 1e-12) / most
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    if integer:
+        step = max(1.0, math.ceil(step))
+    n = max(1, math.ceil(value / step - 1e-9))
+    return [step * i for i in range(n + 1)]
+
+
 def _svg(width: int, height: int, label: str, body: list[str]) -> str:
     return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart-svg" viewBox="0 0 {width} {height}" '
             f'width="{width}" height="{height}" role="img" aria-label="{escape(label)}" {FONT} fill="{INK}">'
@@ -130,11 +141,11 @@ def column_chart(labels: Sequence[str], values: Sequence[float], fmt: Fmt, label
         return empty_chart(label, "nothing to show", width)
     left, right, top_pad, bottom = 56, 10, 10, 38
     plot_w, plot_h = width - left - right, height - top_pad - bottom
-    top = nice_max(max(values))
+    ticks = nice_ticks(max(values))
+    top = ticks[-1]
     body = []
-    for j in range(5):  # gridlines and y labels
-        v = top * j / 4
-        y = top_pad + plot_h - plot_h * j / 4
+    for v in ticks:  # gridlines and y labels
+        y = top_pad + plot_h - plot_h * v / top
         body.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>'
                     f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="{MUTED}">{escape(fmt(v))}</text>')
     n = len(values)
@@ -145,9 +156,10 @@ def column_chart(labels: Sequence[str], values: Sequence[float], fmt: Fmt, label
         x = left + i * step
         h = plot_h * float(v) / top
         tip = tips[i] if tips else f"{labels[i]}: {fmt(float(v))}"
+        bar_w = min(max(step - gap, 1.0), 48.0)
         if v:
-            body.append(f'<rect class="bar" x="{x + gap / 2:.1f}" y="{top_pad + plot_h - max(h, 1):.1f}" '
-                        f'width="{max(step - gap, 1):.1f}" height="{max(h, 1):.1f}" fill="{color}">'
+            body.append(f'<rect class="bar" x="{x + (step - bar_w) / 2:.1f}" y="{top_pad + plot_h - max(h, 1):.1f}" '
+                        f'width="{bar_w:.1f}" height="{max(h, 1):.1f}" fill="{color}">'
                         f"<title>{escape(tip)}</title></rect>")
         if i % every == 0:
             body.append(f'<text x="{x + step / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle" '
