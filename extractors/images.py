@@ -59,9 +59,14 @@ def dominant_colours(img: Any, n: int = N_COLOURS) -> list[dict[str, Any]]:
 
     frame = img.copy() if img.mode in ("RGB", "RGBA", "L", "P", "LA", "PA") else None
     if frame is None:
-        try:  # 16-bit and float scans: scale into 8-bit grey for the palette
-            frame = img.convert("F").point(lambda v: v / 256).convert("L") if img.mode.startswith("I") else \
-                img.convert("RGB")
+        try:
+            if img.mode.startswith(("I", "F")):  # 16-bit and float scans: stretch min..max into 8-bit grey
+                grey = img.convert("F")
+                lo, hi = grey.getextrema()
+                scale = 255.0 / (hi - lo) if hi > lo else 0.0
+                frame = grey.point(lambda v: (v - lo) * scale).convert("L")
+            else:
+                frame = img.convert("RGB")
         except (ValueError, OSError):
             return []
     frame.thumbnail((THUMB, THUMB))

@@ -20,14 +20,16 @@ from extractors.stopwords import STOPWORDS, detect_language
 NAME = "keyword"
 VERSION = "2.0"
 TOP_KEYWORDS = 15
-RANK_BYTES = 4 * 1024 * 1024
+#: Keywords are ranked on the first MB: enough to characterise a text, and RAKE is pure Python.
+RANK_BYTES = 1024 * 1024
 BLOCK = 1024 * 1024
 MAX_PDF_PAGES = 50
 #: Longer runs without a stopword are lists or code, not key phrases.
 MAX_PHRASE_WORDS = 5
 
 _WORD = re.compile(r"[^\W\d_][\w'-]*", re.UNICODE)
-_SPLIT = re.compile(r"[.,;:!?()\[\]{}<>\"|/\\=+*#`~\n\r\t•–—]+|\s-\s")
+# punctuation, and tokens holding digits or symbols, end a candidate phrase
+_SPLIT = re.compile(r"[.,;:!?()\[\]{}<>\"|/\\=+*#`~\n\r\t•–—]+|\s-\s|\S*[\d_@&%$^]\S*")
 _TAG = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>", re.DOTALL | re.IGNORECASE)
 _ALL_STOPS = frozenset().union(*STOPWORDS.values())
 
@@ -39,7 +41,7 @@ def rake(text: str, stops: frozenset[str], top: int = TOP_KEYWORDS) -> list[dict
         current: list[str] = []
         for token in fragment.split():
             word = token.strip("'-")
-            if not word or word in stops or not _WORD.fullmatch(word) or len(word) < 2:
+            if len(word) < 2 or word in stops:
                 if current:
                     phrases.append(tuple(current))
                 current = []

@@ -20,14 +20,17 @@ MAX_ITEMS = 1_000
 MAX_DOC = 500
 
 #: Syntax first accepted by a Python version (the parser of 3.11 knows these nodes).
-_FEATURES: tuple[tuple[type, tuple[int, int]], ...] = (
-    (ast.TryStar, (3, 11)),
-    (ast.Match, (3, 10)),
-    (ast.NamedExpr, (3, 8)),
-    (ast.AsyncFunctionDef, (3, 5)),
-    (ast.AnnAssign, (3, 6)),
-    (ast.JoinedStr, (3, 6)),
-)
+_FEATURES: dict[type, tuple[int, int]] = {
+    ast.TryStar: (3, 11),
+    ast.Match: (3, 10),
+    ast.NamedExpr: (3, 8),
+    ast.AnnAssign: (3, 6),
+    ast.JoinedStr: (3, 6),
+    ast.AsyncFunctionDef: (3, 5),
+    ast.Await: (3, 5),
+    ast.AsyncFor: (3, 5),
+    ast.AsyncWith: (3, 5),
+}
 
 
 def _params(args: ast.arguments) -> list[str]:
@@ -57,18 +60,23 @@ def _function(node: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, Any]:
     }
 
 
-def min_version(tree: ast.AST) -> str:
-    """Lower bound on the Python version the syntax needs."""
+def scan(tree: ast.AST) -> tuple[set[str], str]:
+    """(imported modules, minimum Python version) in one walk over the tree."""
+    imports: set[str] = set()
     best = (3, 0)
+    features = _FEATURES
     for node in ast.walk(tree):
-        for kind, version in _FEATURES:
-            if isinstance(node, kind) and version > best:
-                best = version
-        if isinstance(node, ast.arguments) and node.posonlyargs and best < (3, 8):
-            best = (3, 8)
-        if isinstance(node, (ast.Await, ast.AsyncFor, ast.AsyncWith)) and best < (3, 5):
-            best = (3, 5)
-    return f"{best[0]}.{best[1]}"
+        kind = type(node)
+        if kind is ast.Import:
+            imports.update(a.name for a in node.names)  # type: ignore[attr-defined]
+        elif kind is ast.ImportFrom:
+            imports.add("." * node.level + (node.module or ""))  # type: ignore[attr-defined]
+        elif kind is ast.arguments and node.posonlyargs:  # type: ignore[attr-defined]
+            best = max(best, (3, 8))
+        version = features.get(kind)
+        if version is not None and version > best:
+            best = version
+    return imports, f"{best[0]}.{best[1]}"
 
 
 def extract_python(path: str) -> dict[str, Any]:
@@ -91,12 +99,7 @@ def extract_python(path: str) -> dict[str, Any]:
         line = getattr(exc, "lineno", None)
         return {**out, "syntax_valid": False, "syntax_error": {"message": getattr(exc, "msg", str(exc)),
                                                                "line": line}}
-    imports: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imports.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            imports.add("." * node.level + (node.module or ""))
+    imports, min_python = scan(tree)
     functions, classes = [], []
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -116,7 +119,7 @@ def extract_python(path: str) -> dict[str, Any]:
         "classes": classes[:MAX_ITEMS],
         "n_functions": len(functions),
         "n_classes": len(classes),
-        "min_python": min_version(tree),
+        "min_python": min_python,
         "has_main_guard": any(isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) for n in tree.body),
     }
 

@@ -79,6 +79,9 @@ def sniff_layout(sample: str) -> tuple[str, int, bool]:
                 best = (good, -rank, delim, start)
             break
     if best is None:
+        body = [ln.strip() for _, ln in numbered[1:]]
+        if body and sum(_is_number(v) for v in body) >= 0.8 * len(body):  # one numeric column
+            return ",", numbered[0][0], not _is_number(numbered[0][1].strip())
         raise ExtractorError("not a table: no delimiter splits the lines into a consistent number of fields")
     _, _, delim, start = best
     first = numbered[start][0]

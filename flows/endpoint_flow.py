@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_type_hints
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Completed
 
+from flows.client_forms import BlockSelector
 from flows.client_spool import crawl_spool_totals
 from flows.globus_habitat import extraction_spec, globus_problem, ingest_to_search, offload_by_globus
 from flows.report.publish import publish_run_report
@@ -71,7 +72,7 @@ def check_endpoint(ep: XtractEndpoint) -> None:
 
 @flow(name="xtract-endpoint", log_prints=True)
 def xtract_endpoint(
-    endpoint: XtractEndpoint | str,
+    endpoint: Annotated[XtractEndpoint, BlockSelector()] | str,
     executor: ExecutorKind = "local",
     workers: int | None = None,
     batch_size: int | None = None,
@@ -182,3 +183,9 @@ def xtract_endpoint(
                f"{summary['failed']} failed, {summary['unknown']} unknown, {summary['skipped']} skipped")
     logger.info(message)
     return Completed(message=message, data=summary)
+
+
+# A served deployment (flow.serve / `xtract serve`) runs this function cloudpickled by value, with only the
+# globals its body uses, so string annotations (from __future__) would no longer resolve and every served run
+# would fail parameter validation. Resolved once here, they travel with the function.
+xtract_endpoint.fn.__annotations__ = get_type_hints(xtract_endpoint.fn, include_extras=True)

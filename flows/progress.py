@@ -90,7 +90,7 @@ class EndpointProgress:
         elapsed = self.xtract_elapsed(now)
         pct = 100.0 * done / total if total else 100.0
         parts = [f"{human_count(done)}/{human_count(total)} groups ({pct:.0f}%)",
-                 human_rate(worked, elapsed, "groups")]
+                 human_rate(worked, elapsed, "groups") if worked else "waiting for the first results"]
         if self.xtract_seconds is None and worked and done < total:
             parts.append(f"ETA {human_duration((total - done) * elapsed / worked)}")
         parts.append(f"{human_count(c.get('fx_failed', 0))} failed")

@@ -144,7 +144,10 @@ class LocalCrawler:
         prefix = current if current.endswith("/") else current + "/"
         with os.scandir(fd) as it:
             entries = list(it)
-        files = [e for e in entries if e.is_file(follow_symlinks=follow)]
+        try:
+            files = [e for e in entries if e.is_file(follow_symlinks=follow)]
+        except OSError:  # a symlink loop (ELOOP) or an unreadable target: sort entries one by one
+            files = [e for e in entries if _entry_is(e, "file", follow)]
         try:  # is_file() already resolved symlinks as asked, so stat() may follow
             stats = [e.stat() for e in files]
         except OSError:  # an entry vanished or cannot be stat'ed: keep the others
@@ -163,9 +166,9 @@ class LocalCrawler:
         subdirs: list[str] = []
         if len(files) < len(entries):
             for e in entries:
-                if e.is_file(follow_symlinks=follow):
+                if _entry_is(e, "file", follow):
                     continue
-                if e.is_dir(follow_symlinks=follow):
+                if _entry_is(e, "dir", follow):
                     subdirs.append(prefix + e.name)
                 elif e.is_symlink():  # not followed, or dangling
                     self.status.symlinks_skipped += 1
@@ -180,6 +183,14 @@ class LocalCrawler:
         """The Crawler protocol: FileRecord lists (for callers that want records, not columns)."""
         for batch in self.iter_record_batches(dirs, batch_size=batch_size):
             yield [FileRecord(*row) for row in zip(*batch.to_pydict().values(), strict=True)]
+
+
+def _entry_is(entry: os.DirEntry[str], kind: str, follow: bool) -> bool:
+    """``is_file``/``is_dir`` that say False where following a link fails (loops, unreadable targets)."""
+    try:
+        return entry.is_file(follow_symlinks=follow) if kind == "file" else entry.is_dir(follow_symlinks=follow)
+    except OSError:
+        return False
 
 
 def _globus_crawler(ep: XtractEndpoint) -> Crawler:

@@ -139,7 +139,7 @@ class _ExtensionTable:
         return self.known[ext]
 
 
-def _iter_directory_chunks(spool_path: str, batch_rows: int = 32_768) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
+def _iter_directory_chunks(spool_path: str, batch_rows: int = 8192) -> Iterator[tuple[pa.RecordBatch, pa.Array]]:
     """(rows, their directories) in chunks that never split a directory (a crawl keeps one together)."""
     carry: pa.Table | None = None
     for rb in iter_spool_batches(spool_path, batch_rows):

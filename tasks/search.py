@@ -15,9 +15,9 @@ writes the journal; search readers never block it (WAL).
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
-import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -28,16 +28,13 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.search_text import file_text, to_fts_query
 from tasks.state import StateStore
 
 INDEX_FILE = "search.sqlite"
-#: Budget of metadata text per file: a 10k-column table must not make one giant row.
-MAX_TEXT_CHARS = 32_000
-MAX_LIST_ITEMS = 100
-MAX_VALUE_CHARS = 500
 APPLY_EVERY = 500
 #: Most matches a query ranks by bm25; broader queries rank the newest ones (latency stays bounded).
-RANK_WINDOW = 50_000
+RANK_WINDOW = 10_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -90,6 +87,12 @@ class Hit:
         return asdict(self)
 
 
+class SearchResults(list[Hit]):
+    """Hits, best first; ``windowed`` when the query matched more files than were ranked (RANK_WINDOW)."""
+
+    windowed: bool = False
+
+
 @dataclass
 class SyncStats:
     groups_indexed: int = 0
@@ -102,97 +105,6 @@ class SyncStats:
 
 def index_path(out_dir: str) -> str:
     return os.path.join(out_dir, ".xtract", INDEX_FILE)
-
-
-# -- documents -> text ----------------------------------------------------------
-def _scalar(value: Any) -> str:
-    text = str(value).lower() if isinstance(value, bool) else str(value)
-    return text[:MAX_VALUE_CHARS]
-
-
-def flatten(value: Any, keys: dict[str, None], parts: list[str], key: str = "", budget: int = MAX_TEXT_CHARS) -> int:
-    """Append "key value" pieces of ``value`` to ``parts`` and its key names to ``keys``; returns the budget left.
-
-    The leaf's own key precedes its value so a phrase query "name tas" finds a
-    variable named tas (netCDF variables are lists of {"name": ...} records).
-    """
-    if budget <= 0:
-        return budget
-    if isinstance(value, dict):
-        for k, v in value.items():
-            k = str(k)
-            keys.setdefault(k, None)
-            budget = flatten(v, keys, parts, k, budget)
-            if budget <= 0:
-                break
-    elif isinstance(value, list):
-        items = value[:MAX_LIST_ITEMS]
-        if items and all(not isinstance(v, dict | list) for v in items):
-            piece = " ".join([key, *(_scalar(v) for v in items if v is not None)]).strip()
-            parts.append(piece)
-            budget -= len(piece) + 1
-        else:
-            for v in items:
-                budget = flatten(v, keys, parts, key, budget)
-                if budget <= 0:
-                    break
-    elif value is not None:
-        piece = f"{key} {_scalar(value)}" if key else _scalar(value)
-        parts.append(piece)
-        budget -= len(piece) + 1
-    return budget
-
-
-def file_text(doc: dict[str, Any] | None, path: str, error: str | None) -> tuple[str, str]:
-    """(keys, text) of one file: its own member metadata in a multi-file group, else the group's."""
-    keys: dict[str, None] = {}
-    parts: list[str] = []
-    budget = MAX_TEXT_CHARS
-    for name, slot in ((doc or {}).get("metadata") or {}).items():
-        keys.setdefault(str(name), None)
-        if isinstance(slot, dict) and isinstance(slot.get("members"), dict):
-            budget = flatten(slot["members"].get(path), keys, parts, "", budget)
-            rest = {k: v for k, v in slot.items() if k != "members"}
-            budget = flatten(rest, keys, parts, "", budget)
-        else:
-            budget = flatten(slot, keys, parts, "", budget)
-    if error:
-        parts.append(f"error {error[:MAX_VALUE_CHARS]}")
-    return " ".join(keys), " ; ".join(parts)
-
-
-# -- query language -------------------------------------------------------------
-_TOKEN = re.compile(r'[^\s="]+="[^"]*"|"[^"]*"|\S+')
-_COLUMN = re.compile(r"^(path|keys|text):(.+)$")
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
-
-
-def to_fts_query(query: str) -> str:
-    """Translate the user's query into FTS5 syntax that cannot trip on punctuation.
-
-    Words are matched as phrases (``foo.nc`` -> ``"foo.nc"``), ``AND``/``OR``/``NOT``
-    pass through, ``word*`` is a prefix, ``key=value`` finds a value under that key
-    (the last part of a dotted key), ``path:``/``keys:``/``text:`` pick a column.
-    """
-    out: list[str] = []
-    for tok in _TOKEN.findall(query):
-        if tok in ("AND", "OR", "NOT", "(", ")"):
-            out.append(tok)
-        elif len(tok) >= 2 and tok[0] == tok[-1] == '"':
-            out.append(_quote(tok[1:-1]))
-        elif (m := _COLUMN.match(tok)) is not None:
-            out.append(f"{m.group(1)}:{to_fts_query(m.group(2))}")
-        elif "=" in tok[1:-1]:
-            key, value = tok.split("=", 1)
-            out.append(f"text:{_quote(key.rsplit('.', 1)[-1] + ' ' + value.strip(chr(34)))}")
-        elif tok.endswith("*") and len(tok) > 1:
-            out.append(_quote(tok[:-1]) + "*")
-        else:
-            out.append(_quote(tok))
-    return " ".join(out)
 
 
 def _timestamp(value: float | str | datetime | None) -> float | None:
@@ -318,8 +230,8 @@ class SearchIndex:
     def search(self, query: str = "", *, extractor: str | None = None, ext: str | None = None,
                status: str | None = None, min_size: int | None = None, max_size: int | None = None,
                newer_than: float | str | datetime | None = None, older_than: float | str | datetime | None = None,
-               path_prefix: str | None = None, limit: int = 20, raw: bool = False) -> list[Hit]:
-        """Files matching ``query`` (best bm25 first) and every filter; an empty query lists by path."""
+               path_prefix: str | None = None, limit: int = 20, raw: bool = False) -> SearchResults:
+        """Files matching ``query`` (best bm25 first) and every filter; an empty query lists newest first."""
         where, params = [], []
         for column, value in (("extractor", extractor), ("status", status)):
             if value:
@@ -336,33 +248,37 @@ class SearchIndex:
             if value is not None:
                 where.append(f"d.mtime {op} ?")
                 params.append(value)
-        if path_prefix:
-            where.append("substr(d.path, 1, ?) = ?")
-            params += [len(path_prefix), path_prefix]
+        if path_prefix:  # a range on the path index
+            where.append("d.path >= ? AND d.path < ?")
+            params += [path_prefix, path_prefix + "\U0010ffff"]
         filters = "".join(f" AND {w}" for w in where)
         if not query.strip():
-            sql = f"SELECT {_DOC_COLS} FROM docs d WHERE 1{filters} ORDER BY d.path LIMIT ?"
+            # newest first: an index order, so a listing stops after ``limit`` rows instead of sorting all
+            sql = f"SELECT {_DOC_COLS} FROM docs d WHERE 1{filters} ORDER BY d.id DESC LIMIT ?"
             rows = self.db.execute(sql, [*params, limit]).fetchall()
-            return [Hit(r[0], 0.0, "", *r[1:8], r[8]) for r in rows]
+            return SearchResults(Hit(r[0], 0.0, "", *r[1:8], r[8]) for r in rows)
         match = query if raw else to_fts_query(query)
-        # Scoring (bm25) costs a few microseconds per matching row, counting almost nothing: a
-        # query matching a third of a million records ranks only the newest RANK_WINDOW matches
-        # (``last_window`` says so). Snippets are built for the rows shown only.
-        window = f" ORDER BY fts.rowid DESC LIMIT {int(self.rank_window)}"
-        top = (f"SELECT id, score FROM (SELECT fts.rowid AS id, bm25(fts, {_WEIGHTS}) AS score FROM fts "
-               f"JOIN docs d ON d.id = fts.rowid WHERE fts MATCH ?{filters}{window}) ORDER BY score LIMIT ?")
-        sql = (f"WITH top AS ({top}) SELECT {_DOC_COLS}, top.score, snippet(fts, -1, '[', ']', '…', 12) "
-               "FROM top JOIN fts ON fts.rowid = top.id JOIN docs d ON d.id = top.id WHERE fts MATCH ? "
-               "ORDER BY top.score")
+        # bm25 costs microseconds per matching row: a query matching a third of a million files
+        # ranks only the newest ``rank_window`` matches (``last_windowed`` says so), newest first
+        # being an FTS5 index order that stops early. Snippets are built for the rows shown only.
+        scored_sql = (f"SELECT fts.rowid, bm25(fts, {_WEIGHTS}) FROM fts JOIN docs d ON d.id = fts.rowid "
+                      f"WHERE fts MATCH ?{filters} ORDER BY fts.rowid DESC LIMIT {int(self.rank_window)}")
         try:
-            matches = self.db.execute("SELECT count(*) FROM fts WHERE fts MATCH ?", (match,)).fetchone()[0]
-            self.last_windowed = matches > self.rank_window
-            rows = self.db.execute(sql, [match, *params, limit, match]).fetchall()
+            scored = self.db.execute(scored_sql, [match, *params]).fetchall()
+            self.last_windowed = len(scored) >= self.rank_window
+            best = dict(heapq.nsmallest(limit, scored, key=lambda r: r[1]))
+            rows = self.db.execute(
+                f"SELECT {_DOC_COLS}, fts.rowid, snippet(fts, -1, '[', ']', '…', 12) FROM fts "
+                f"JOIN docs d ON d.id = fts.rowid WHERE fts MATCH ? AND fts.rowid IN ({','.join('?' * len(best))})",
+                [match, *best]).fetchall() if best else []
         except sqlite3.OperationalError as exc:
             if "fts5" in str(exc) or "syntax" in str(exc):
                 raise QuerySyntaxError(f"cannot parse query {query!r}: {exc}") from None
             raise
-        return [Hit(r[0], round(-r[9], 4), r[10], *r[1:8], r[8]) for r in rows]
+        hits = SearchResults(sorted((Hit(r[0], round(-best[r[9]], 4), r[10], *r[1:8], r[8]) for r in rows),
+                                    key=lambda h: (-h.score, h.path)))
+        hits.windowed = self.last_windowed
+        return hits
 
     def count(self) -> int:
         return self.db.execute("SELECT count(*) FROM docs").fetchone()[0]
@@ -406,7 +322,7 @@ def update_index(out_dir: str) -> SyncStats:
 
 
 def search(query: str = "", metadata_dir: str = "xtract-metadata", *, refresh: bool = True,
-           **filters: Any) -> list[Hit]:
+           **filters: Any) -> SearchResults:
     """Search a metadata directory: ``search("name=tas", "OUT", ext="nc", limit=10)``.
 
     With ``refresh`` the index is first synced if the journal changed since the last

@@ -51,6 +51,9 @@ def test_endpoint_is_keyword_compatible_with_the_seed_in_both_field_orders(tmp_p
     assert XtractEndpoint is Block
     assert a.model_dump() == b.model_dump()
     assert a.dirs == [str(tmp_path)] and a.grouper == "directory" and a.repo_type == "local"
+    seed = XtractEndpoint(repo_type="local", globus_ep_id=None, dirs=str(tmp_path), grouper="file_is_group",
+                          local_mdata_path=str(tmp_path / "m"), remote_mdata_path="/remote/m")
+    assert seed.model_extra == {"remote_mdata_path": "/remote/m"} and seed.dirs == [str(tmp_path)]
 
 
 def test_errors_are_exceptions_with_messages():

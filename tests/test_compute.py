@@ -239,7 +239,7 @@ def test_compute_faults_lost_worker_and_task_that_never_returns(tmp_path):
         proc.send_signal(signal.SIGKILL)
 
     try:
-        counters, docs = _pool_run(tmp_path, standin_settings(tmp_path), [ok, stuck], limit_s=2.0, grace_s=5.0,
+        counters, docs = _pool_run(tmp_path, standin_settings(tmp_path), [ok, stuck], limit_s=2.0, grace_s=15.0,
                                    workers=1, during=sabotage)
     finally:
         for fd in held:

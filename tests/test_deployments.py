@@ -33,7 +33,8 @@ def free_port() -> int:
 
 def cli(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     out = subprocess.run([*PREFECT, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, f"prefect {' '.join(args)} -> {out.returncode}\n{out.stdout[-3000:]}{out.stderr[-3000:]}"
+    tail = (out.stdout + out.stderr)[-4000:]
+    assert out.returncode == 0, f"prefect {' '.join(args)} -> {out.returncode}\n{tail}"
     return out
 
 
@@ -129,11 +130,24 @@ def test_flow_parameters_render_a_usable_form_in_the_ui():
     assert all(p.get("description") for p in props.values()), "every parameter explains itself in the form"
 
 
+def test_xtract_serve_rejects_bad_options_before_serving(subprocess_env):
+    for args, message in ((["--param", "no_such=1"], "--param 'no_such=1'"),
+                          (["--cron", "every day"], "not a cron expression")):
+        out = subprocess.run([sys.executable, "-m", "flows.cli", "serve", *args], cwd=REPO, env=subprocess_env,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and message in out.stderr, out.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_prefect_deploy_all_schedule_and_a_ui_run_picked_up_by_a_worker(server, tmp_path):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter
-    from prefect.client.schemas.filters import FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
     from prefect.client.schemas.objects import StateType
     from prefect.deployments import run_deployment
 

@@ -119,6 +119,21 @@ def test_userblock_hdf5_and_matlab5_mat(tmp_path):
     assert (out["extractor"], out["status"], out["mime"]) == ("physical", "unknown", "application/x-matlab-data")
 
 
+def test_related_group_holds_each_members_result(tmp_path):
+    """A matio-style group (same stem): every member runs its own extractor; results keyed by path."""
+    h5, meta, table = write_h5(tmp_path / "scan7.h5"), tmp_path / "scan7.json", tmp_path / "scan7.csv"
+    meta.write_text('{"operator": "ana", "energy_kev": 12.5}')
+    table.write_text("frame,counts\n0,10\n1,12\n")
+    files = [{"path": str(p), "size": p.stat().st_size, "mtime": p.stat().st_mtime, "extension": ext, "mime": None}
+             for p, ext in ((h5, "h5"), (meta, "json"), (table, "csv"))]
+    doc = extract_group({"group_id": "scan7", "files": files})["doc"]
+    assert doc["extractor"] == "matio" and doc["errors"] == []
+    assert set(doc["metadata"]) == {"hdf5", "jsonxml", "tabular"}
+    assert doc["metadata"]["hdf5"]["members"][str(h5)]["n_datasets"] == 2
+    assert doc["metadata"]["jsonxml"]["members"][str(meta)]["keys"] == ["energy_kev", "operator"]
+    assert doc["metadata"]["tabular"]["members"][str(table)]["rows"] == 2
+
+
 @pytest.mark.parametrize("head,mime", [
     (b"time,value\n0,1.5\n1,2.5\n2,3.5\n", "text/csv"),
     (b"# logger v2\n# units K\nt;v\n0;1\n1;2\n2;3\n", "text/csv"),

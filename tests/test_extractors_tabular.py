@@ -90,6 +90,7 @@ def test_column_typed_differently_in_later_chunk(tmp_path, monkeypatch):
     ("# exported by logger v2\n# units: K\n\nt,v\n0,1.5\n1,2.5\n", ",", 3, True, 2),
     ("Station report, Jan\nname,t,v\nA,0,1.5\nB,1,2.5\nC,2,3.5\n", ",", 1, True, 3),
     ("1,2,3\n4,5,6\n7,8,9\n", ",", 0, False, 3),
+    ("flux\n1.5\n2.5\n3.5\n", ",", 0, True, 3),  # a single numeric column
     ("  t     v\n  0.0   1.5\n  1.0   2.5\n", " ", 0, True, 2),
     ('name,note\n"Smith, J","said ""hi"""\n"Doe, A",plain\n', ",", 0, True, 2),
 ])

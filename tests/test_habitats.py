@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import uuid
 
 import fsspec
 import pytest
@@ -15,7 +16,7 @@ from tasks.http_crawl import HttpCrawler, parse_file_list, parse_listing
 from tasks.search import search
 from tests.helpers import check_contract, write_csv
 from tests.loopback_http import LoopbackServer
-from xtract_blocks import FsspecFilesystem, HttpCredentials, XtractEndpoint
+from xtract_blocks import CredentialsError, FsspecFilesystem, GlobusCredentials, HttpCredentials, XtractEndpoint
 
 NGINX = """<html><head><title>Index of /data/</title></head><body><h1>Index of /data/</h1><hr><pre>
 <a href="../">../</a>
@@ -85,6 +86,24 @@ def test_bearer_token_is_sent_and_never_reported(tmp_path: pathlib.Path) -> None
         ok = HttpCrawler(credentials=HttpCredentials(bearer_token="s3cr3t-token"))
         assert len([r for b in ok.iter_batches([srv.url]) for r in b]) == 3
     assert "s3cr3t" not in repr(HttpCredentials(bearer_token="s3cr3t-token"))
+
+
+def test_globus_collection_https_access_uses_a_token_from_globus_credentials(tmp_path: pathlib.Path) -> None:
+    from tests.globus_service.testing import loopback_globus
+
+    _tree(tmp_path)
+    collection = str(uuid.uuid4())
+    with loopback_globus() as lb, LoopbackServer(str(tmp_path)) as srv:
+        srv.state.token_ok = lambda token: token in lb.service.access_tokens
+        creds = HttpCredentials(globus_credentials=lb.fresh_credentials(), globus_collection_id=collection)
+        crawler = HttpCrawler(credentials=creds)
+        records = [r for b in crawler.iter_batches([srv.url]) for r in b]
+        assert len(records) == 3 and crawler.status.dirs_failed == 0
+        bad = HttpCredentials(globus_credentials=GlobusCredentials(client_id=lb.client_id, client_secret="nope"),
+                              globus_collection_id=collection)
+        with pytest.raises(CredentialsError, match="401") as info:
+            bad.auth_headers()
+        assert "nope" not in str(info.value)
 
 
 def test_fsspec_memory_and_local_crawls(tmp_path: pathlib.Path) -> None:

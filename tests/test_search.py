@@ -11,15 +11,8 @@ import subprocess
 import pytest
 
 from flows.endpoint_flow import xtract_endpoint
-from tasks.search import (
-    QuerySyntaxError,
-    SearchIndex,
-    file_text,
-    index_path,
-    search,
-    to_fts_query,
-    update_index,
-)
+from tasks.search import QuerySyntaxError, SearchIndex, index_path, search, update_index
+from tasks.search_text import file_text, to_fts_query
 from tests.helpers import check_contract
 from xtract_blocks import XtractEndpoint
 
@@ -150,6 +143,7 @@ def test_a_lost_index_is_rebuilt_on_demand_and_a_missed_sync_heals(metadata) -> 
     assert len(search("pr", str(out), ext="nc")) == 2
 
 
+@pytest.mark.slow
 def test_cli_prints_json_lines_and_exits_1_without_matches(metadata, xtract_bin, subprocess_env) -> None:
     _, out = metadata
     proc = subprocess.run([*xtract_bin, "search", "name=tas", "--metadata-dir", str(out), "--json"],
@@ -170,3 +164,12 @@ def test_index_is_plain_sqlite_with_fts5(metadata) -> None:
         assert db.execute("SELECT count(*) FROM fts WHERE fts MATCH 'tas'").fetchone()[0] == 1
     finally:
         db.close()
+
+
+def test_broad_queries_rank_a_bounded_window_and_say_so(metadata) -> None:
+    _, out = metadata
+    with SearchIndex(index_path(str(out)), rank_window=1) as index:
+        hits = index.search("pr", ext="nc")
+        assert hits.windowed and len(hits) == 1
+    full = search("pr", str(out), ext="nc")
+    assert not full.windowed and len(full) == 2

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     out = os.path.abspath(args.metadata_dir)
     if not os.path.isdir(out):
         raise UsageError(f"metadata dir does not exist: {out}")
-    from tasks.search import SearchError, search
+    from tasks.search import RANK_WINDOW, SearchError, search
 
     try:
         hits = search(args.query, out, extractor=args.extractor, ext=args.ext, status=args.status,
@@ -47,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     if not hits:
         print("no matches", file=sys.stderr)
         return 1
+    if hits.windowed:
+        print(f"note: more than {RANK_WINDOW} files match; the newest {RANK_WINDOW} were ranked "
+              "(narrow the query or add filters for a full ranking)", file=sys.stderr)
     if args.json:
         for hit in hits:
             print(json.dumps(hit.as_dict(), ensure_ascii=False))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -90,8 +91,9 @@ def read_status(flow_run_id: str | None) -> dict[str, Any]:
             out["crawl"] = (_table(art.data) or [None])[0]
         elif art.type == "table" and key.endswith("xtract-counters") and out["counters"] is None:
             out["counters"] = {str(r["counter"]): r["value"] for r in _table(art.data) if "counter" in r}
-        elif art.type == "link" and key.endswith("-report") and out["report"] is None:
-            out["report"] = art.data
+        elif key.endswith("-report") and out["report"] is None:  # a link artifact, stored as [text](url)
+            link = re.search(r"\]\((.+)\)\s*$", str(art.data or ""))
+            out["report"] = link.group(1) if link else art.data
         elif art.type == "image" and "-chart-" in key:
             out["charts"].append(key)
     return out

@@ -33,7 +33,7 @@ def _bytes(v: float) -> str:
 
 
 def _both(r: dict[str, Any]) -> str:
-    return f"{r['label']}: {human_count(r['files'])} files, {human_bytes(r['bytes'])}"
+    return f"{r.get('full', r['label'])}: {human_count(r['files'])} files, {human_bytes(r['bytes'])}"
 
 
 def size_labels(edges: list[int]) -> list[str]:
@@ -88,17 +88,19 @@ def build_charts(facts: dict[str, Any], group_href: Callable[[str], str]) -> dic
         hbar_chart(errors["types"], "files", _count, "error types", color="#d64545")
         if errors["types"] else empty_chart("error types", "no extraction errors"))
 
-    largest = [{"label": r["path"], "bytes": r["bytes"], "group_id": r["group_id"]} for r in facts["largest"]]
-    add("largest-files", "Largest files (click a bar for its metadata)",
-        hbar_chart(largest, "bytes", _bytes, "largest files", color=TEAL, label_w=220, keep_end=True,
-                   tooltip=lambda r: f"{r['label']}: {human_bytes(r['bytes'])}",
-                   href=lambda r: group_href(r["group_id"])))
     root = facts["root"]
 
     def rel(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Labels relative to the common root (shown in the title), full path kept for the tooltip."""
         base = root.rstrip("/")
-        return [{**r, "label": (r["label"][len(base):].lstrip("/") or ".") if base and
+        return [{**r, "full": r["label"], "label": (r["label"][len(base):].lstrip("/") or ".") if base and
                  (r["label"] + "/").startswith(base + "/") else r["label"]} for r in rows]
+
+    largest = [{"label": r["path"], "bytes": r["bytes"], "group_id": r["group_id"]} for r in facts["largest"]]
+    add("largest-files", f"Largest files (under {root or '/'}; click a bar for its metadata)",
+        hbar_chart(rel(largest), "bytes", _bytes, "largest files", color=TEAL, label_w=220, keep_end=True,
+                   tooltip=lambda r: f"{r['full']}: {human_bytes(r['bytes'])}",
+                   href=lambda r: group_href(r["group_id"])))
 
     dirs = facts["dirs"]
     add("busiest-dirs", f"Busiest directories by files (of {human_count(dirs['count'])}; under {root or '/'})",

@@ -49,7 +49,7 @@ th[aria-sort=ascending]::after { content:" ▲"; } th[aria-sort=descending]::aft
 td.num { text-align:right; white-space:nowrap; font-variant-numeric:tabular-nums; }
 td.path { word-break:break-all; }
 td.err { color:#9b2c2c; max-width:420px; }
-.badge { display:inline-block; padding:0 6px; border-radius:9px; color:#fff; font-size:12px; }
+.badge { display:inline-block; padding:0 6px; border-radius:9px; color:#fff; font-size:12px; white-space:nowrap; }
 .tablewrap { max-height:640px; overflow:auto; border:1px solid var(--line); border-radius:8px; }
 .tools { display:flex; gap:12px; align-items:center; margin:8px 0; color:var(--muted); }
 input[type=search] { padding:5px 8px; width:320px; border:1px solid #cbd2d9; border-radius:6px; }
@@ -60,6 +60,7 @@ SCRIPT = """
 (function () {
   var data = JSON.parse(document.getElementById('index-data').textContent);
   var rows = data.rows, href = data.groups_href, colors = data.status_colors, names = data.status_names;
+  var root = data.root || '';
   var body = document.querySelector('#index-table tbody'), count = document.getElementById('index-count');
   var filter = document.getElementById('index-filter'), sortCol = 0, sortDir = 1;
   function human(n) {
@@ -78,7 +79,8 @@ SCRIPT = """
       var r = rows[i];
       if (q && (r[0] + ' ' + (r[4] || '') + ' ' + r[5] + ' ' + (r[6] || '')).toLowerCase().indexOf(q) < 0) continue;
       var tr = document.createElement('tr');
-      var a = document.createElement('a'); a.href = href + '/' + r[7] + '.json'; a.textContent = r[0];
+      var a = document.createElement('a'); a.href = href + '/' + r[7] + '.json'; a.title = r[0];
+      a.textContent = root && r[0].indexOf(root) === 0 ? r[0].slice(root.length) : r[0];
       var td = cell(tr, '', 'path'); td.appendChild(a);
       cell(tr, human(r[1]), 'num').title = r[1] + ' bytes';
       cell(tr, when(r[2]), 'num'); cell(tr, r[3]); cell(tr, r[4]);
@@ -190,11 +192,11 @@ def render_page(facts: dict[str, Any], charts: dict[str, tuple[str, str]], group
     parts += [
         "<section><h2>Index</h2>",
         f'<div class="tools"><input type="search" id="index-filter" placeholder="filter by path, extractor, '
-        f'status or error"><span id="index-count"></span><span>· {escape(table["note"])}; click a header to '
-        "sort, a path for its group metadata</span></div>",
+        f'status or error"><span id="index-count"></span><span>· {escape(table["note"])}; paths under '
+        f'{escape(facts["root"] or "/")}; click a header to sort, a path for its group metadata</span></div>',
         f'<div class="tablewrap"><table id="index-table"><thead><tr>{head}</tr></thead><tbody></tbody></table></div>',
         "</section></main>",
-        _json_script("index-data", {"rows": table["rows"], "groups_href": groups_href,
+        _json_script("index-data", {"rows": table["rows"], "groups_href": groups_href, "root": facts["root"],
                                     "status_colors": STATUS_COLORS, "status_names": STATUS_NAMES}),
         f"<script>{SCRIPT}</script>",
         f'<footer class="sub" style="padding:0 28px 20px">prefect-xtract · {datetime.now(UTC):%Y-%m-%d}</footer>',

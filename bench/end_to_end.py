@@ -1,0 +1,194 @@
+"""End to end: ``xtract run`` against a plain Python loop over the same files and extractor functions.
+
+What is compared (each a fresh subprocess, timed from start to exit):
+
+* plain loop: one process walks the corpus, asks the same registry for each file's
+  extractor (``registry.infer``: extension, then the file's head) and calls the same
+  extractor function, keeping the results in memory. It writes nothing: it is the
+  floor the pipeline cannot go under with one worker.
+* pipeline: ``xtract run CORPUS -o OUT --workers N`` (the installed CLI code path):
+  crawl, group, pool start, extraction in worker processes, one JSON document per
+  group, the SQLite journal, index.parquet, Prefect task runs and artifacts.
+
+Prefect server startup is a fixed cost paid once per machine, not per run (users run
+``prefect server start`` or Prefect Cloud; a test session starts one): the benchmark
+starts one server before timing, points every run at it with PREFECT_API_URL, and
+reports the startup separately (``server_start_s``). Interpreter start and imports
+are inside both timings.
+
+    python bench/end_to_end.py                 # 10k mixed files; last line: one JSON object
+    python bench/end_to_end.py --files 2000 --repeat 2
+
+overhead_ratio = (pipeline --workers 1 - plain loop) / plain loop  (target <= 0.10)
+speedup_2_workers = pipeline --workers 1 / pipeline --workers 2  (target >= 1.7)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from bench.make_tree import ensure  # noqa: E402
+
+VALIDATOR = os.path.join(os.path.dirname(REPO), "shared", "tools", "validate_metadata_dir.py")
+
+
+def plain_loop(root: str) -> dict[str, Any]:
+    """The baseline (runs in its own process): same files, same dispatch, same extractor functions."""
+    from extractors.detect import split_extension
+    from extractors.physical import PHYSICAL
+    from extractors.registry import default_registry
+
+    registry = default_registry()
+    results: list[Any] = []
+    errors = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            try:
+                _, ex = registry.infer(path, split_extension(name))
+                results.append((ex or PHYSICAL).func(path))
+            except Exception as exc:  # noqa: BLE001 - a bad file is a result, as in the pipeline
+                results.append({"error": f"{type(exc).__name__}: {exc}"})
+                errors += 1
+    return {"files": len(results), "errors": errors}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(home: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, float]:
+    """A Prefect server of our own (temporary PREFECT_HOME, so the user's database is untouched)."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    senv = {**env, "PREFECT_HOME": home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_UI_ENABLED": "false"}
+    senv.pop("PREFECT_API_URL", None)
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port), "--no-ui", "--analytics-off"], env=senv,
+                            stdout=open(os.path.join(home, "server.log"), "wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"prefect server exited ({proc.returncode}); see {home}/server.log")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return proc, url, time.perf_counter() - started
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit("prefect server did not start within 180 s")
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    out = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+    return elapsed, out.stdout
+
+
+def run_pipeline(corpus: str, workers: int, env: dict[str, str], work: str, tag: str) -> dict[str, Any]:
+    out_dir = os.path.join(work, f"meta-{tag}")
+    secs, stdout = timed([sys.executable, "-m", "flows.cli", "run", corpus, "--metadata-dir", out_dir,
+                          "--workers", str(workers), "--json"], env)
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    return {"seconds": secs, "flow_seconds": summary["seconds"], "out": out_dir, "summary": summary}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--plain":
+        print(json.dumps(plain_loop(argv[1])))
+        return 0
+    ap = argparse.ArgumentParser(description="xtract run vs a plain loop; 1 vs 2 workers")
+    ap.add_argument("--files", type=int, default=10_000, help="mixed corpus size (default 10000)")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of (plain, workers 1, workers 2); best kept")
+    ap.add_argument("--corpus", default=None, help="corpus directory (default: $TMPDIR/xtract-bench/mixed-N)")
+    ap.add_argument("--api-url", default=None, help="use this Prefect server instead of starting one")
+    ap.add_argument("--no-validate", action="store_true", help="skip the output-contract check")
+    args = ap.parse_args(argv)
+
+    corpus = args.corpus or os.path.join(tempfile.gettempdir(), "xtract-bench", f"mixed-{args.files}")
+    tree = ensure(corpus, args.files, kind="mixed")
+    work = tempfile.mkdtemp(prefix="xtract-bench-e2e-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PYTHONPATH=REPO, PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1",
+               PREFECT_LOGGING_LEVEL="WARNING")
+    server = None
+    server_s = 0.0
+    try:
+        if args.api_url:
+            env["PREFECT_API_URL"] = args.api_url
+        else:
+            os.makedirs(os.path.join(work, "prefect-home"))
+            server, env["PREFECT_API_URL"], server_s = start_server(os.path.join(work, "prefect-home"), env)
+        plain: list[float] = []
+        w1: list[dict[str, Any]] = []
+        w2: list[dict[str, Any]] = []
+        for i in range(args.repeat):
+            order = ("plain", "w1", "w2") if i % 2 == 0 else ("w2", "w1", "plain")
+            for what in order:
+                if what == "plain":
+                    secs, stdout = timed([sys.executable, os.path.abspath(__file__), "--plain", corpus], env)
+                    counted = json.loads(stdout.strip().splitlines()[-1])
+                    assert counted["files"] == tree["files"], counted
+                    plain.append(secs)
+                else:
+                    n = 1 if what == "w1" else 2
+                    res = run_pipeline(corpus, n, env, work, f"{what}-{i}")
+                    if res["summary"]["files_crawled"] != tree["files"]:
+                        raise SystemExit(f"pipeline crawled {res['summary']['files_crawled']} of {tree['files']}")
+                    if not args.no_validate and os.path.exists(VALIDATOR):
+                        timed([sys.executable, VALIDATOR, res["out"], "--files", str(tree["files"])], env)
+                    shutil.rmtree(res["out"])
+                    (w1 if n == 1 else w2).append(res)
+                print(f"round {i} {what}: {plain[-1] if what == 'plain' else (w1 if what == 'w1' else w2)[-1]['seconds']:.2f}s",
+                      file=sys.stderr)
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        shutil.rmtree(work, ignore_errors=True)
+    best_plain = min(plain)
+    best_w1 = min(w1, key=lambda r: r["seconds"])
+    best_w2 = min(w2, key=lambda r: r["seconds"])
+    result = {
+        "files": tree["files"], "bytes": tree["bytes"], "repeat": args.repeat,
+        "plain_loop_s": round(best_plain, 2),
+        "pipeline_1_worker_s": round(best_w1["seconds"], 2), "pipeline_2_workers_s": round(best_w2["seconds"], 2),
+        "flow_1_worker_s": best_w1["flow_seconds"], "flow_2_workers_s": best_w2["flow_seconds"],
+        "server_start_s": round(server_s, 1),
+        "overhead_ratio": round((best_w1["seconds"] - best_plain) / best_plain, 3),
+        "speedup_2_workers": round(best_w1["seconds"] / best_w2["seconds"], 3),
+        "all_runs_s": {"plain": [round(x, 2) for x in plain], "w1": [round(r["seconds"], 2) for r in w1],
+                       "w2": [round(r["seconds"], 2) for r in w2]},
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
