@@ -11,6 +11,7 @@ counted them twice), flagged ``defined`` and ``declared``.
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Any
 
@@ -36,6 +37,8 @@ _RECORD = re.compile(r"^(?:typedef\s+)?(struct|union|class|enum(?:\s+class)?)(?:
 _TRANSPARENT = re.compile(r'^(?:namespace(?:\s+[\w:]+)?|extern\s*"\s*")\s*$')
 _SPECIFIERS = frozenset({"static", "inline", "extern", "virtual", "explicit", "constexpr", "friend", "__inline",
                          "__forceinline"})
+_PUNCT = re.compile(r"[{};]")
+_NEWLINE = re.compile(r"\n")
 _NOT_NAMES = frozenset({"if", "for", "while", "switch", "return", "sizeof", "else", "do", "case", "typedef",
                         "decltype", "alignof", "static_assert", "catch"})
 
@@ -67,20 +70,29 @@ def _split_params(params: str) -> list[str]:
 
 
 def _statements(code: str) -> list[tuple[str, str, int]]:
-    """Top-level (statement, terminator, line) triples; bodies skipped, namespaces entered."""
+    """Top-level (statement, terminator, line) triples; bodies skipped, namespaces entered.
+
+    Only the braces and semicolons are visited (a regex finds them), and line numbers
+    come from a bisect over newline offsets, so the scan is linear in the file size.
+    """
+    newlines = [m.start() for m in _NEWLINE.finditer(code)]
+
+    def line_of(start: int, stop: int) -> int:
+        seg = code[start:stop]
+        return bisect.bisect_left(newlines, start + len(seg) - len(seg.lstrip())) + 1
+
     out: list[tuple[str, str, int]] = []
-    buf_start, i, depth, n = 0, 0, 0, len(code)
+    buf_start = depth = 0
     skip_to: int | None = None  # depth at which a skipped body ends
-    while i < n:
-        ch = code[i]
+    for m in _PUNCT.finditer(code):
+        i, ch = m.start(), m.group()
         if ch == "{":
             if skip_to is None:
                 stmt = code[buf_start:i].strip()
                 if _TRANSPARENT.match(stmt):
                     buf_start = i + 1
                 else:
-                    out.append((stmt, "{", code.count("\n", 0, buf_start + len(code[buf_start:i]) -
-                                                       len(code[buf_start:i].lstrip())) + 1))
+                    out.append((stmt, "{", line_of(buf_start, i)))
                     skip_to = depth
             depth += 1
         elif ch == "}":
@@ -91,11 +103,9 @@ def _statements(code: str) -> list[tuple[str, str, int]]:
                 out.append(("", "}", 0))  # end of a body: what follows up to ';' names a typedef
             elif skip_to is None:
                 buf_start = i + 1  # end of a namespace
-        elif ch == ";" and skip_to is None:
-            stmt = code[buf_start:i].strip()
-            out.append((stmt, ";", code.count("\n", 0, i) + 1))
+        elif skip_to is None:  # ';'
+            out.append((code[buf_start:i].strip(), ";", line_of(buf_start, i)))
             buf_start = i + 1
-        i += 1
     return out
 
 

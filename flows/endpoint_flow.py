@@ -25,8 +25,7 @@ from tasks.executor_compute import with_remote_options
 from tasks.fetch_staging import with_fetch_staging
 from tasks.group import group
 from tasks.offload import offload
-from tasks.search import update_search_index
-from tasks.sink import metadata_layout, sink
+from tasks.sink import metadata_layout, sink, update_search_index
 from tasks.status import publish_crawl_status, publish_summary
 from tasks.xtract import xtract
 from xtract_blocks import XtractEndpoint
@@ -117,7 +116,9 @@ def xtract_endpoint(
         ep = ep.model_copy(update=overrides)  # keeps the block name, so artifact keys stay put
     check_endpoint(ep)
     index_id = search_index_id or ep.search_index_id
-    problem = globus_problem(ep, dest_endpoint_id=dest_endpoint_id, search_index_id=index_id)
+    settings = GlobusComputeSettings.load(compute_settings) if isinstance(compute_settings, str) else compute_settings
+    problem = globus_problem(ep, dest_endpoint_id=dest_endpoint_id, search_index_id=index_id, executor=executor,
+                             compute_settings=settings)
     if problem:
         raise EndpointConfigError(problem)
     name = ep.slug()
@@ -138,8 +139,8 @@ def xtract_endpoint(
         return Completed(message=message, data={
             "endpoint": name, "stage": stage, "files_crawled": crawled["files"], "bytes_crawled": crawled["bytes"],
             "groups": grouped["groups"], "metadata_dir": out, "flow_run_id": str(run_id)})
-    settings = GlobusComputeSettings.load(compute_settings) if isinstance(compute_settings, str) else compute_settings
-    spec = with_remote_options(extraction_spec(ep, executor, workers, out, transfer_timeout_s=transfer_timeout_s),
+    spec = with_remote_options(extraction_spec(ep, executor, workers, out, transfer_timeout_s=transfer_timeout_s,
+                                               compute_settings=settings),
                                dask_address=dask_address, endpoint_id=ep.funcx_ep_id, credentials=ep.credentials,
                                settings=settings)
     register_containers(grouped["by_extractor"], executor, endpoint_name=name,

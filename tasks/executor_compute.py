@@ -10,25 +10,32 @@ returns early and names the groups left, which are submitted again. The parts ar
 gathered into one future, so the caller sees one result list per batch.
 
 Workers do not see the flow's disk (``shares_disk = False``): documents come back
-in the results and the flow writes them.
+in the results and the flow writes them. A document too large for a result is
+written on the endpoint and comes back as a pointer; with ``options['remote_results']``
+(``tasks.compute.remote_results.RemoteResults``) the pool transfers it home, in its
+own threads, before the batch's future completes.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
 from extractors.batch import failed_group, run_batch
 from tasks.compute.registration import ComputeConfigError, ensure_registered, make_backend
+from tasks.compute.remote_results import RemoteResults
 from tasks.compute.sizing import RESULT_BUDGET, PayloadTooLarge, fit_payload, make_serializer
 from tasks.containers import family_of, user_endpoint_config
 from tasks.executors import ExecutorSpec, ExtractionPool
 from xtract_blocks.compute import GlobusComputeSettings
 
 __all__ = ["ComputeConfigError", "ComputePool", "TaskLost", "compute_options"]
+
+log = logging.getLogger(__name__)
 
 
 class TaskLost(Exception):
@@ -80,6 +87,9 @@ class ComputePool(ExtractionPool):
         self.function_id: str = opts.get("function_id") or ensure_registered(
             self.backend, self.settings.registry_block)["function_id"]
         self.serializer = make_serializer()
+        remote: RemoteResults | None = opts.get("remote_results")
+        self.remote = remote.for_pool() if remote is not None else None
+        self._fetchers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="compute-fetch") if remote else None
         self._lock = threading.Lock()
         self._jobs: set[_Job] = set()
         super().__init__(spec)
@@ -104,6 +114,8 @@ class ComputePool(ExtractionPool):
         groups: list[dict[str, Any]] = args[0] if args else kwargs["groups"]
         task_kwargs = {"limit_s": kwargs.get("limit_s"),
                        "max_result_bytes": min(RESULT_BUDGET, self.settings.payload_limit_bytes * 9 // 10)}
+        if self.remote is not None:
+            task_kwargs["remote_mdata_dir"] = self.remote.worker_dir()
         job = _Job()
         with self._lock:
             self._jobs.add(job)
@@ -135,11 +147,25 @@ class ComputePool(ExtractionPool):
             return
         try:
             res = fut.result()
-            job.add(res["results"])
             remaining = set(res["remaining"])
             if remaining:  # the result limit cut this task short: send the rest as a new part
                 self._send(job, family, [g for g in chunk if g["group_id"] in remaining], task_kwargs)
+            if self._fetchers is not None and any(r.get("doc_ref") for r in res["results"]):
+                with job.lock:
+                    job.pending += 1  # released by _fetch: this thread must not wait for a transfer
+                self._fetchers.submit(self._fetch, job, res["results"])
+            else:
+                job.add(res["results"])
         except BaseException as exc:  # noqa: BLE001 - a lost or failed task fails its batch; the run retries
+            job.fail(exc)
+        self._finish_part(job)
+
+    def _fetch(self, job: _Job, results: list[dict[str, Any]]) -> None:
+        """Bring oversized documents home by transfer; a failed transfer fails the batch (then retried)."""
+        try:
+            assert self.remote is not None
+            job.add(self.remote.fetch(results))
+        except BaseException as exc:  # noqa: BLE001 - carried by the batch's future
             job.fail(exc)
         self._finish_part(job)
 
@@ -162,6 +188,14 @@ class ComputePool(ExtractionPool):
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
+        if self._fetchers is not None:
+            self._fetchers.shutdown(wait=True, cancel_futures=True)
+        if self.remote is not None:
+            try:
+                self.remote.cleanup()
+            except Exception as exc:  # noqa: BLE001 - the metadata is home; a leftover empty directory is not fatal
+                log.warning("could not remove the remote metadata directory %s: %s", self.remote.remote_path,
+                            type(exc).__name__)
 
 
 def with_remote_options(spec: ExecutorSpec, *, dask_address: str | None = None, endpoint_id: str | None = None,
@@ -173,5 +207,7 @@ def with_remote_options(spec: ExecutorSpec, *, dask_address: str | None = None, 
         spec = replace(spec, address=dask_address)
     inner = (spec.options or {}).get("inner", spec.kind)
     if inner == "globus-compute":
+        # a data endpoint without compute of its own is extracted on settings.endpoint_id (staged there)
+        endpoint_id = endpoint_id or (settings.endpoint_id if settings is not None else None)
         spec = replace(spec, options={**(spec.options or {}), **compute_options(endpoint_id, settings, credentials)})
     return spec

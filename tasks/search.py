@@ -25,9 +25,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-
 from tasks.search_text import file_text, to_fts_query
 from tasks.state import StateStore
 
@@ -337,18 +334,3 @@ def search(query: str = "", metadata_dir: str = "xtract-metadata", *, refresh: b
         if refresh and has_journal and index.is_stale(out):
             index.sync(out)
         return index.search(query, **filters)
-
-
-@task(name="search-index", cache_policy=NO_CACHE, task_run_name="search-index-{endpoint_name}")
-def update_search_index(out_dir: str, *, endpoint_name: str = "endpoint") -> dict[str, Any]:
-    """Sync the local search index after the sink; a failure here costs search, not the run's metadata."""
-    logger = get_run_logger()
-    try:
-        stats = update_index(out_dir)
-    except (SearchError, sqlite3.Error) as exc:
-        logger.warning("search index not updated (%s); `xtract search` rebuilds it on demand; "
-                       "delete %s if it persists", exc, index_path(out_dir))
-        return {"error": str(exc)}
-    logger.info("search index: %d groups (%d files) indexed, %d removed in %.2fs", stats.groups_indexed,
-                stats.files_indexed, stats.groups_removed, stats.seconds)
-    return asdict(stats)

@@ -8,11 +8,14 @@ rewritten from the journal, so every crawled file is in it exactly once.
 from __future__ import annotations
 
 import os
+import sqlite3
+from dataclasses import asdict
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.search import SearchError, index_path, update_index
 from tasks.state import StateStore
 
 
@@ -53,3 +56,18 @@ def sink(out_dir: str, run_id: str, *, endpoint_name: str = "endpoint") -> dict[
     get_run_logger().info("index.parquet: %d rows; %d stale groups removed", result["index_rows"],
                           result["groups_removed"])
     return result
+
+
+@task(name="search-index", cache_policy=NO_CACHE, task_run_name="search-index-{endpoint_name}")
+def update_search_index(out_dir: str, *, endpoint_name: str = "endpoint") -> dict[str, Any]:
+    """Sync the local search index after the sink; a failure here costs search, not the run's metadata."""
+    logger = get_run_logger()
+    try:
+        stats = update_index(out_dir)
+    except (SearchError, sqlite3.Error) as exc:
+        logger.warning("search index not updated (%s); `xtract search` rebuilds it on demand; "
+                       "delete %s if it persists", exc, index_path(out_dir))
+        return {"error": str(exc)}
+    logger.info("search index: %d groups (%d files) indexed, %d removed in %.2fs", stats.groups_indexed,
+                stats.files_indexed, stats.groups_removed, stats.seconds)
+    return asdict(stats)

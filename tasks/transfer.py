@@ -79,15 +79,30 @@ def transfer_and_wait(client: globus_sdk.TransferClient, source_ep: str, dest_ep
     result = TransferResult(task_id, submission_id, int(task.get("files_transferred") or 0),
                             int(task.get("bytes_transferred") or 0), time.monotonic() - started)
     if delete_source:
-        ddata = globus_sdk.DeleteData(source_ep, recursive=any(r for _, _, r in items), label=f"{label} cleanup"[:128],
-                                      submission_id=str(client.get_submission_id()["value"]))
-        for src, _, _ in items:
-            ddata.add_item(src)
-        result.delete_task_id = _submit(client.submit_delete, ddata)
-        wait_for_task(client, result.delete_task_id, timeout_s=timeout_s, poll_interval_s=poll_interval_s,
-                      fault_timeout_s=fault_timeout_s)
+        result.delete_task_id = delete_and_wait(client, source_ep, [src for src, _, _ in items],
+                                                recursive=any(r for _, _, r in items), label=f"{label} cleanup",
+                                                timeout_s=timeout_s, poll_interval_s=poll_interval_s,
+                                                fault_timeout_s=fault_timeout_s)
     result.seconds = time.monotonic() - started
     return result
+
+
+def delete_and_wait(client: globus_sdk.TransferClient, endpoint: str, paths: Iterable[str], *, recursive: bool,
+                    label: str = "prefect-xtract cleanup", timeout_s: float = 3600.0, poll_interval_s: float = 5.0,
+                    fault_timeout_s: float | None = None, ignore_missing: bool = False) -> str:
+    """Delete ``paths`` on ``endpoint`` with one DeleteData task and wait for it; returns the task id.
+
+    Submitted under a fresh submission id like transfers, so a retried POST never deletes twice;
+    ``ignore_missing`` lets cleanup of a partly staged batch succeed.
+    """
+    ddata = globus_sdk.DeleteData(endpoint, recursive=recursive, label=label[:128], ignore_missing=ignore_missing,
+                                  submission_id=str(client.get_submission_id()["value"]))
+    for path in paths:
+        ddata.add_item(path)
+    task_id = _submit(client.submit_delete, ddata)
+    wait_for_task(client, task_id, timeout_s=timeout_s, poll_interval_s=poll_interval_s,
+                  fault_timeout_s=fault_timeout_s)
+    return task_id
 
 
 def _submit(submit: Any, data: Any) -> str:

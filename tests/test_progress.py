@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import pty
 import re
@@ -97,6 +98,19 @@ def test_terminal_mode_draws_bars_rates_and_eta():
         notify("xtract", "ep", "end", groups_total=200, fx_success=180, fx_failed=3, groups_skipped=17)
     final = ANSI.sub("", buf.getvalue())
     assert "200/200 groups (100%)" in final and "✓" in final
+
+
+def test_warnings_print_above_the_live_view_and_console_levels_come_back():
+    root = logging.getLogger()
+    before = [(h, h.level) for h in root.handlers]
+    buf = io.StringIO()
+    display = RichProgress(Console(file=buf, force_terminal=True, width=100))
+    with display.running():
+        logging.getLogger("tasks.crawl").warning("could not list /data/locked")
+        logging.getLogger("tasks.crawl").info("routine line")
+    text = ANSI.sub("", buf.getvalue())
+    assert "warning: could not list /data/locked" in text and "routine line" not in text
+    assert [(h, h.level) for h in root.handlers] == before
 
 
 def test_summary_is_a_table_after_a_live_view_and_plain_lines_otherwise():

@@ -46,6 +46,33 @@ class GlobusComputeSettings(Block):
     registry_block: str = Field(
         default="xtract-compute-functions", description="Name of the ComputeFunctionRegistry block to use."
     )
+    endpoint_id: str | None = Field(
+        default=None,
+        description="Compute endpoint id for a Globus data collection without one (no funcx_ep_id): each batch is "
+        "staged by transfer to collection_id:staging_path and extracted there.",
+    )
+    collection_id: str | None = Field(
+        default=None,
+        description="Globus collection on the compute endpoint's filesystem: target of staging, home of "
+        "remote_mdata_path.",
+    )
+    collection_root: str = Field(
+        default="/", description="The directory on the compute endpoint's hosts that collection_id's '/' maps to."
+    )
+    staging_path: str = Field(
+        default="/xtract-staging", description="Path on collection_id for staged copies (deleted after extraction)."
+    )
+    staging_bytes: int | None = Field(
+        default=None, description="Most bytes staged on the compute endpoint at once (none: no cap)."
+    )
+    prefetch: int = Field(
+        default=1, ge=0, description="Batches staged ahead while the staged ones are being extracted."
+    )
+    remote_mdata_path: str | None = Field(
+        default="/xtract-remote-metadata",
+        description="Path on collection_id where a group document over the result limit is written remotely and "
+        "transferred back (needs the endpoint's local_ep_id); none: such a group loses its metadata.",
+    )
 
 
 class ComputeFunctionRegistry(Block):
