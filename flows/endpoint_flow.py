@@ -86,7 +86,7 @@ def xtract_endpoint(
     search_visible_to: list[str] | None = None,
     transfer_timeout_s: float = 3600.0,
     dask_address: str | None = None,
-    compute_settings: GlobusComputeSettings | str | None = None,
+    compute_settings: Annotated[GlobusComputeSettings, BlockSelector()] | str | None = None,
 ) -> Any:
     """Crawl one endpoint, extract metadata for every group, write it, optionally offload it.
 

@@ -205,7 +205,8 @@ class ExtractionRun:
             self.state.record(results, self.run_id)
         except sqlite3.OperationalError as exc:
             if "full" in str(exc):
-                raise MetadataWriteError(errno.ENOSPC, f"cannot write the journal ({exc})", self.state.path) from exc
+                raise MetadataWriteError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: cannot write the journal ({exc})",
+                                         self.state.path) from exc
             raise
 
     def _take(self, fut: Future[Any]) -> Batch:

@@ -128,6 +128,13 @@ def test_flow_parameters_render_a_usable_form_in_the_ui():
     assert grouper and grouper[0]["enum"] == ["file_is_group", "directory", "related"]
     assert {"type": "array", "items": {"type": "string"}} in props["dirs"]["anyOf"]
     assert all(p.get("description") for p in props.values()), "every parameter explains itself in the form"
+    # what the UI's block selector sends must pass the server's parameter validation (Prefect's preprocessing)
+    from prefect.utilities.schema_tools.validation import preprocess_schema, validate
+
+    ref = {"$ref": {"block_document_id": "1ec295b3-97e0-4580-9e95-b50d0f41a2dd"}}
+    for params in ({"endpoint": ref}, {"endpoint": "a-block-name", "compute_settings": ref},
+                   {"endpoint": {"dirs": ["/data"]}, "grouper": "related"}):
+        assert validate(params, preprocess_schema(schema), raise_on_error=False) == [], params
 
 
 def test_xtract_serve_rejects_bad_options_before_serving(subprocess_env):

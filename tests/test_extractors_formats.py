@@ -298,7 +298,7 @@ def test_zip_listing_and_bomb(tmp_path, monkeypatch):
     r = extract_archives(str(bomb))
     assert r["bomb"]["suspected"] is True and r["total_uncompressed"] == 20 << 20
     assert r["bomb"]["ratio"] > 900
-    assert not (tmp_path / "zeros.bin").exists()
+    assert not (tmp_path / "zeros.bin").exists()  # listed, never extracted
 
 
 @pytest.mark.parametrize("mode,name", [("w", "a.tar"), ("w:gz", "a.tar.gz"), ("w:bz2", "a.tar.bz2"),
@@ -343,7 +343,7 @@ MALFORMED = {
     "png_truncated": lambda d: _truncate(write_png(d / "t.png"), 0.6),
     "png_empty": lambda d: _empty(d / "e.png"),
     "jpg_garbage": lambda d: _garbage(d / "g.jpg"),
-    "json_truncated": lambda d: _text(d / "t.json", '{"a": [1, 2'),
+    "json_truncated": lambda d: _truncate(_json(d / "t.json"), 0.5),
     "json_empty": lambda d: _empty(d / "e.json"),
     "npy_truncated": lambda d: _truncate(_npy(d / "t.npy"), 0.5),
     "npy_garbage": lambda d: _garbage(d / "g.npy"),
@@ -367,8 +367,8 @@ def _garbage(p: pathlib.Path) -> pathlib.Path:
     return p
 
 
-def _text(p: pathlib.Path, text: str) -> pathlib.Path:
-    p.write_text(text)
+def _json(p: pathlib.Path) -> pathlib.Path:
+    p.write_text(json.dumps({"a": [1, 2, 3], "b": {"c": "d"}}))
     return p
 
 
@@ -395,7 +395,7 @@ def test_malformed_files_become_error_records(tmp_path, case):
     res = extract_group({"group_id": "g", "files": group_of(path)["files"] + group_of(good)["files"]})
     bad_out, good_out = res["files"]
     assert bad_out["status"] == "error", (case, bad_out)
-    assert res["doc"]["errors"][0]["path"] == str(path)
-    assert res["doc"]["errors"][0]["type"] and res["doc"]["errors"][0]["message"] is not None
+    err = res["doc"]["errors"][0]
+    assert err["path"] == str(path) and err["type"] and err["message"] is not None
     assert good_out["status"] == "ok"  # one bad file never costs the rest of its group
     json.dumps(res["doc"], allow_nan=False)
