@@ -114,8 +114,6 @@ def write_fits(path: pathlib.Path, *, truncate: int = 0) -> pathlib.Path:
     return path
 
 
-# ---------------------------------------------------------------- hdf5 / netcdf
-
 def test_hdf5_tree_from_headers(tmp_path):
     r = extract_hdf5(str(write_h5(tmp_path / "a.h5")))
     assert (r["n_groups"], r["n_datasets"]) == (2, 2)

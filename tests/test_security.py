@@ -17,7 +17,7 @@ from prefect.client.schemas.filters import (
     LogFilter,
     LogFilterFlowRunId,
 )
-from prefect.logging.handlers import APILogHandler
+from prefect.logging.handlers import APILogWorker
 from pydantic import SecretStr
 
 from flows.endpoint_flow import xtract_endpoint
@@ -77,7 +77,7 @@ def test_client_secret_never_reaches_logs_artifacts_parameters_metadata_or_cli(t
         failed.result()
     check_contract(out, expected_files=6)
 
-    APILogHandler.flush()  # logs are shipped in the background: make sure all of them reached the API
+    APILogWorker.drain_all()  # logs are shipped in the background: make sure all of them reached the API
     stored = asyncio.run(everything_prefect_stored([ok.state_details.flow_run_id,
                                                     failed.state_details.flow_run_id]))
     assert "client_secret" in stored or "credentials" in stored  # the parameter really was recorded
