@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -98,21 +99,28 @@ def start_server(home: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes
     raise SystemExit("prefect server did not start within 180 s")
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str, float]:
+    """(wall seconds, stdout, CPU seconds of the process and the children it waited for)."""
+    cpu0 = _children_cpu()
     started = time.perf_counter()
     out = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
-    return elapsed, out.stdout
+    return elapsed, out.stdout, _children_cpu() - cpu0
 
 
 def run_pipeline(corpus: str, workers: int, env: dict[str, str], work: str, tag: str) -> dict[str, Any]:
     out_dir = os.path.join(work, f"meta-{tag}")
-    secs, stdout = timed([sys.executable, "-m", "flows.cli", "run", corpus, "--metadata-dir", out_dir,
-                          "--workers", str(workers), "--json"], env)
+    secs, stdout, cpu = timed([sys.executable, "-m", "flows.cli", "run", corpus, "--metadata-dir", out_dir,
+                               "--workers", str(workers), "--json"], env)
     summary = json.loads(stdout.strip().splitlines()[-1])
-    return {"seconds": secs, "flow_seconds": summary["seconds"], "out": out_dir, "summary": summary}
+    return {"seconds": secs, "cpu": cpu, "flow_seconds": summary["seconds"], "out": out_dir, "summary": summary}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,16 +151,19 @@ def main(argv: list[str] | None = None) -> int:
             os.makedirs(os.path.join(work, "prefect-home"))
             server, env["PREFECT_API_URL"], server_s = start_server(os.path.join(work, "prefect-home"), env)
         plain: list[float] = []
+        plain_cpu: list[float] = []
         w1: list[dict[str, Any]] = []
         w2: list[dict[str, Any]] = []
         for i in range(args.repeat):
             order = ("plain", "w1", "w2") if i % 2 == 0 else ("w2", "w1", "plain")
             for what in order:
                 if what == "plain":
-                    secs, stdout = timed([sys.executable, os.path.abspath(__file__), "--plain", corpus], env)
+                    secs, stdout, cpu = timed([sys.executable, os.path.abspath(__file__), "--plain", corpus], env)
                     counted = json.loads(stdout.strip().splitlines()[-1])
                     assert counted["files"] == tree["files"], counted
                     plain.append(secs)
+                    plain_cpu.append(cpu)
+                    print(f"round {i} plain: {secs:.2f}s wall, {cpu:.2f}s cpu", file=sys.stderr)
                 else:
                     n = 1 if what == "w1" else 2
                     res = run_pipeline(corpus, n, env, work, f"{what}-{i}")
@@ -160,10 +171,10 @@ def main(argv: list[str] | None = None) -> int:
                         raise SystemExit(f"pipeline crawled {res['summary']['files_crawled']} of {tree['files']}")
                     if not args.no_validate and os.path.exists(VALIDATOR):
                         timed([sys.executable, VALIDATOR, res["out"], "--files", str(tree["files"])], env)
+                        res["validated"] = True
                     shutil.rmtree(res["out"])
                     (w1 if n == 1 else w2).append(res)
-                print(f"round {i} {what}: {plain[-1] if what == 'plain' else (w1 if what == 'w1' else w2)[-1]['seconds']:.2f}s",
-                      file=sys.stderr)
+                    print(f"round {i} workers {n}: {res['seconds']:.2f}s wall, {res['cpu']:.2f}s cpu", file=sys.stderr)
     finally:
         if server is not None:
             server.terminate()
@@ -182,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         "flow_1_worker_s": best_w1["flow_seconds"], "flow_2_workers_s": best_w2["flow_seconds"],
         "server_start_s": round(server_s, 1),
         "overhead_ratio": round((best_w1["seconds"] - best_plain) / best_plain, 3),
+        "cpu_overhead_ratio": round((min(r["cpu"] for r in w1) - min(plain_cpu)) / min(plain_cpu), 3),
+        "plain_loop_cpu_s": round(min(plain_cpu), 2), "pipeline_1_worker_cpu_s": round(min(r["cpu"] for r in w1), 2),
+        "validated": all(r.get("validated") for r in w1 + w2),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
         "speedup_2_workers": round(best_w1["seconds"] / best_w2["seconds"], 3),
         "all_runs_s": {"plain": [round(x, 2) for x in plain], "w1": [round(r["seconds"], 2) for r in w1],
                        "w2": [round(r["seconds"], 2) for r in w2]},

@@ -13,6 +13,7 @@ disk): retrying elsewhere cannot help, so the caller must stop.
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
 import tempfile
@@ -36,6 +37,9 @@ class MetadataWriteError(OSError):
     """Metadata could not be written (disk full, quota, file size limit); stops the run."""
 
 
+_TMP_SEQ = itertools.count()
+
+
 def write_json_atomic(path: str, doc: dict[str, Any]) -> None:
     """Write JSON so that readers only ever see a complete file, with the user's umask.
 
@@ -49,14 +53,23 @@ def write_json_atomic(path: str, doc: dict[str, Any]) -> None:
     except UnicodeEncodeError:  # a lone surrogate from an extractor: make it valid text
         data = json.dumps(clean_strings(doc), ensure_ascii=False, allow_nan=False).encode("utf-8")
     directory = os.path.dirname(path)
+    # Hot path (one call per group): a pid+counter name created 0o666, so the kernel applies the
+    # umask; mkstemp's 0o600 would cost a chmod and two umask calls per file. O_EXCL keeps it safe.
+    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{next(_TMP_SEQ)}.json")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            mode_ok = True
+        except FileExistsError:  # a leftover of an earlier process with the same pid
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+            mode_ok = False
     except OSError as exc:
         raise _write_error(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o666 & ~current_umask())
+        if not mode_ok:
+            os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException as exc:
         try:

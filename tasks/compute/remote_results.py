@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 import shutil
 import uuid
 from dataclasses import dataclass, replace
@@ -21,6 +22,9 @@ from typing import Any
 
 from tasks.transfer import delete_and_wait, to_endpoint_path, transfer_and_wait
 from xtract_blocks.credentials import GlobusCredentials
+
+#: what the entry function names a document: a digest, never a path a remote side could steer
+DOC_NAME = re.compile(r"^[0-9a-f]{32}\.json$")
 
 
 def collection_to_host(path: str, root: str) -> str:
@@ -62,6 +66,9 @@ class RemoteResults:
         refs = [r for r in results if r.get("doc_ref")]
         if not refs:
             return results
+        bad = [r["doc_ref"].get("name") for r in refs if not DOC_NAME.match(str(r["doc_ref"].get("name")))]
+        if bad:
+            raise ValueError(f"the compute endpoint returned a document name that is not a digest: {bad[0]!r:.80}")
         self.used = True
         os.makedirs(self.local_dir, exist_ok=True)
         items = [(posixpath.join(self.remote_path, r["doc_ref"]["name"]),
