@@ -43,7 +43,9 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/crawl.py
+	$(BIN)/python bench/crawl_memory.py
 	$(BIN)/python bench/end_to_end.py
+	$(BIN)/python bench/extract_formats.py
 
 clean:
 	rm -rf $(VENV) demo-metadata .pytest_cache

@@ -165,7 +165,7 @@ def test_prefect_deploy_all_schedule_and_a_ui_run_picked_up_by_a_worker(server, 
     block_id = XtractEndpoint(dirs=[str(tmp_path / "repo")], local_mdata_path=str(out)).save("xtract-demo")
 
     cli(server, "work-pool", "create", "xtract-process", "--type", "process")
-    cli(server, "deploy", "--all", "--prefect-file", "deployments/prefect.yaml")
+    cli(server, "deploy", "--all")  # the root prefect.yaml links to deployments/prefect.yaml
 
     with get_client(sync_client=True) as client:
         dep = client.read_deployment_by_name("xtract-endpoint/nightly")
