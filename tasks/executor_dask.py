@@ -14,6 +14,9 @@ and must not be answered from the failed first attempt. Workers need the
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
@@ -61,8 +64,22 @@ class DaskPool(ExtractionPool):
         ours = {f.key for f in list(getattr(self.executor, "_futures", ()))}
         busy = [w for w, keys in (self.client.processing() or {}).items() if ours & set(keys)]
         self.executor.shutdown(wait=False)  # cancels this pool's futures
-        if busy:
-            self.client.restart_workers(busy, timeout=60)
+        if not busy:
+            return
+        if self.cluster is not None:
+            # Our own LocalCluster: SIGKILL the busy worker processes; their nannies start fresh ones.
+            # (A graceful restart waits on a thread stuck in C code and can time out.) The pid comes
+            # from the worker's event loop, which still answers while its task thread is stuck.
+            for pid in self.client.run(os.getpid, workers=busy).values():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            return
+        try:
+            self.client.restart_workers(busy, timeout=120)
+        except (TimeoutError, OSError) as exc:  # a remote cluster: leave a stuck worker to its nanny
+            logging.getLogger(__name__).warning("could not restart Dask workers %s: %s", busy, exc)
 
     def restart(self) -> None:
         self.kill()
