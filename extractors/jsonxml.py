@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 from collections import Counter
 from typing import IO, Any
 
@@ -21,6 +22,9 @@ VERSION = "2.0"
 MAX_KEYS = 200
 #: JSON is parsed whole; past this size only the structure of JSON Lines is streamed.
 MAX_JSON_BYTES = 512 * 1024 * 1024
+#: A gzip member inflating past this ratio (and past GZIP_FLOOR_BYTES) is reported as a bomb, not read.
+MAX_GZIP_RATIO = 100
+GZIP_FLOOR_BYTES = 64 * 1024 * 1024
 
 
 def _open(path: str) -> IO[bytes]:
@@ -78,12 +82,23 @@ def _top_type(doc: Any) -> str:
                                                                                else "null")
 
 
+def _read_limit(path: str, fh: IO[bytes]) -> int:
+    """How many bytes may be read: the JSON cap, tighter for gzip so a bomb is refused, not inflated."""
+    if isinstance(fh, gzip.GzipFile):
+        return min(MAX_JSON_BYTES, max(GZIP_FLOOR_BYTES, MAX_GZIP_RATIO * os.path.getsize(path)))
+    return MAX_JSON_BYTES
+
+
 def extract_json(path: str) -> dict[str, Any]:
     with _open(path) as fh:
-        data = fh.read(MAX_JSON_BYTES + 1)
+        limit = _read_limit(path, fh)
+        data = fh.read(limit + 1)
     if not data.strip():
         raise ExtractorError("empty JSON document")
-    if len(data) > MAX_JSON_BYTES:
+    if len(data) > limit:
+        if limit < MAX_JSON_BYTES:
+            raise ExtractorError(f"gzip member inflates past {limit} bytes ({MAX_GZIP_RATIO}x its size): "
+                                 "refused as a possible decompression bomb")
         raise ExtractorError(f"JSON document larger than {MAX_JSON_BYTES} bytes")
     keys: Counter[str] = Counter()
     counts: Counter[str] = Counter()

@@ -32,18 +32,35 @@ def metadata_layout(out_dir: str) -> dict[str, str]:
     }
 
 
+def remove_stray_group_files(groups_dir: str, known: set[str]) -> int:
+    """Delete group files the journal does not hold: groups that left, or that a killed run wrote
+    for files deleted before this run (the worker writes the file before the journal hears of it)."""
+    removed = 0
+    try:
+        entries = os.scandir(groups_dir)
+    except FileNotFoundError:
+        return 0
+    with entries:
+        for entry in entries:
+            name = entry.name
+            if name.endswith(".json") and not name.startswith(".") and name[:-5] not in known:
+                try:
+                    os.unlink(entry.path)
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
 def finalize_metadata(out_dir: str, run_id: str) -> dict[str, Any]:
     layout = metadata_layout(out_dir)
     state = StateStore(layout["state"])
     try:
         gone = state.forget_unseen(run_id)
-        for gid in gone:
-            try:
-                os.unlink(os.path.join(layout["groups"], f"{gid}.json"))
-            except FileNotFoundError:
-                pass
+        known = {gid for gid, *_ in state.iter_group_versions()}
+        removed = remove_stray_group_files(layout["groups"], known)
         rows = state.write_index(layout["index"], run_id)
-        return {"index_rows": rows, "groups_removed": len(gone), "counts": state.counts(run_id),
+        return {"index_rows": rows, "groups_removed": max(len(gone), removed), "counts": state.counts(run_id),
                 "by_extractor": state.counts_by_extractor(run_id)}
     finally:
         state.close()

@@ -99,6 +99,7 @@ def test_hostile_files_end_as_records_within_limits(tmp_path):
     assert died.empty, died[["status", "error"]].to_dict("index")  # every limit held inside the worker
     assert run.counters.pool_restarts == 0
     assert not marker.exists()  # the pickles were never loaded
+    assert "decompression bomb" in got.loc["bomb.json.gz", "error"]  # refused, not inflated
     everything = b"".join(p.read_bytes() for p in (out / "groups").iterdir())
     assert b"HOST-SECRET-4d1f0c" not in everything  # no external entity was resolved
     assert max(p.stat().st_size for p in (out / "groups").iterdir()) < MB  # no expansion reached the metadata

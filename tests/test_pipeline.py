@@ -162,3 +162,15 @@ def test_several_endpoints_run_as_subflows_and_offload_together(tmp_path):
             any_=[s["flow_run_id"] for s in summaries])))
         parent_task_ids = {r.parent_task_run_id for r in runs}
     assert None not in parent_task_ids, "endpoint runs must be subflows of the xtract run"
+
+
+def test_stray_group_files_are_removed(tmp_path):
+    """A group file the journal never heard of (a killed run's, for a file deleted since) leaves at the sink."""
+    small_corpus(tmp_path / "data")
+    out = tmp_path / "out"
+    run(tmp_path / "data", out)
+    stray = out / "groups" / "0123456789abcdef01234567.json"
+    stray.write_text(json.dumps({"group_id": stray.stem, "files": [{"path": str(tmp_path / "gone.csv")}]}))
+    run(tmp_path / "data", out)
+    assert not stray.exists()
+    check_contract(out, expected_files=6)
