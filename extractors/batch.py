@@ -55,13 +55,13 @@ def write_json_atomic(path: str, doc: dict[str, Any]) -> None:
     directory = os.path.dirname(path)
     # Hot path (one call per group): a pid+counter name created 0o666, so the kernel applies the
     # umask; mkstemp's 0o600 would cost a chmod and two umask calls per file. O_EXCL keeps it safe.
-    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{next(_TMP_SEQ)}.json")
+    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{next(_TMP_SEQ)}.part")  # never matches *.json
     try:
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
             mode_ok = True
         except FileExistsError:  # a leftover of an earlier process with the same pid
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=directory)
             mode_ok = False
     except OSError as exc:
         raise _write_error(exc, path) from exc

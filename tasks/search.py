@@ -36,8 +36,10 @@ RANK_WINDOW = 10_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, fingerprint TEXT, run_id TEXT) WITHOUT ROWID;
+-- AUTOINCREMENT: a docs id is never reused, so an fts row orphaned by an interrupted or out-of-band
+-- delete can never collide with (or be mistaken for) a newer document.
 CREATE TABLE IF NOT EXISTS docs (
-    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, group_id TEXT NOT NULL, size INTEGER, mtime REAL,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL UNIQUE, group_id TEXT NOT NULL, size INTEGER, mtime REAL,
     extension TEXT, mime TEXT, extractor TEXT, status TEXT, error TEXT);
 CREATE INDEX IF NOT EXISTS docs_group ON docs(group_id);
 CREATE INDEX IF NOT EXISTS docs_extension ON docs(extension);

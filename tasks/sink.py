@@ -15,6 +15,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from extractors.batch import remove_partial_files
 from tasks.search import SearchError, index_path, update_index
 from tasks.state import StateStore
 
@@ -59,6 +60,7 @@ def finalize_metadata(out_dir: str, run_id: str) -> dict[str, Any]:
         gone = state.forget_unseen(run_id)
         known = {gid for gid, *_ in state.iter_group_versions()}
         removed = remove_stray_group_files(layout["groups"], known)
+        remove_partial_files(layout["groups"])  # a worker killed mid-write this run; all writers are done now
         rows = state.write_index(layout["index"], run_id)
         return {"index_rows": rows, "groups_removed": max(len(gone), removed), "counts": state.counts(run_id),
                 "by_extractor": state.counts_by_extractor(run_id)}

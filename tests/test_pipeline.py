@@ -103,7 +103,7 @@ def test_artifacts_and_state_read_back(tmp_path):
     rows = json.loads(counters.data) if isinstance(counters.data, str) else counters.data
     values = {r["counter"]: r["value"] for r in rows}
     assert values["cumu_orch_enter"] == 6 and values["fx.success"] == 5 and values["fx.failed"] == 1
-    md = by_type["markdown"][0].data
+    md = next(a.data for a in by_type["markdown"] if a.key and a.key.endswith("-summary"))
     assert "| tabular |" in md and "failed: **1**" in md
     assert runs[0].state.message.startswith("6 files in 6 groups")
 
