@@ -19,12 +19,16 @@ from prefect.cache_policies import NO_CACHE
 
 from extractors.fspath import to_text
 from tasks.observers import crawl_fields, crawl_observer, notify
-from tasks.records import CRAWL_SCHEMA, FileRecord, SpoolWriter, crawl_batch, write_in_background
+from tasks.records import CRAWL_SCHEMA, FileRecord, SpoolWriter, crawl_batch
+from tasks.walk import WalkCounters, walk_one
+from tasks.walk_helper import HelperWalker
 from xtract_blocks import XtractEndpoint
 
 MAX_RECORDED_ERRORS = 1000
-#: Directories are opened (then listed and stat'ed relative to the fd); O_DIRECTORY refuses a file.
-_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+#: A helper walker process joins once the walk has seen this many files (it costs ~30 ms to start)...
+HELPER_AFTER_FILES = 5_000
+#: ...and has at least this many directories pending to share with it.
+HELPER_MIN_PENDING_DIRS = 4
 Columns = tuple[list[str], list[int], list[float], list[int]]
 
 
@@ -65,22 +69,34 @@ class LocalCrawler:
     of a million files builds no per-file Python objects beyond the values themselves.
     """
 
-    def __init__(self, endpoint_id: str = "local", *, follow_symlinks: bool = False) -> None:
+    def __init__(self, endpoint_id: str = "local", *, follow_symlinks: bool = False,
+                 parallel: bool | None = None) -> None:
         self.endpoint_id = endpoint_id
         self.follow_symlinks = follow_symlinks
+        #: Walk large trees with a helper process too (default: when the machine has more than one core).
+        self.parallel = (os.cpu_count() or 1) > 1 if parallel is None else parallel
+        self.helper_used = False
         self.status = CrawlStatus()
 
     def iter_columns(self, dirs: list[str], *, batch_size: int = 10_000) -> Iterator[Columns]:
-        """(paths, sizes, mtimes, modes) column lists; a directory's files are never split."""
+        """(paths, sizes, mtimes, modes) column lists; a directory's files are never split.
+
+        Once the walk has shown the tree is large (HELPER_AFTER_FILES files, several
+        directories pending), every other pending directory goes to a helper walker
+        process (tasks/walk.py) and both walk in parallel; its batches are yielded as
+        they arrive, each holding whole directories.
+        """
         started = time.perf_counter()
+        follow = self.follow_symlinks
+        st = self.status
+        counters = WalkCounters()
+        seen: set[tuple[int, int]] | None = set() if follow else None
         paths: list[str] = []
         sizes: list[int] = []
         mtimes: list[float] = []
         modes: list[int] = []
-        seen: set[tuple[int, int]] = set()
-        follow = self.follow_symlinks
-        st = self.status
         stack: list[str] = []
+        helper: HelperWalker | None = None
         for d in reversed(dirs):
             root = os.path.abspath(os.path.expanduser(d))
             if os.path.isfile(root):  # a single file is a one-file crawl
@@ -93,86 +109,47 @@ class LocalCrawler:
                 sizes.append(s.st_size)
                 mtimes.append(s.st_mtime)
                 modes.append(s.st_mode)
-                st.files += 1
-                st.bytes += s.st_size
             else:
                 stack.append(root)
-        while stack:
-            current = stack.pop()
-            try:
-                fd = os.open(current, _DIR_FLAGS)
-            except OSError as exc:
-                st.add_error(current, exc)
-                continue
-            try:
-                if follow:
-                    s = os.fstat(fd)
-                    key = (s.st_dev, s.st_ino)
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                n_before = len(paths)
-                try:
-                    subdirs = self._list(fd, current, paths, sizes, mtimes, modes)
-                except OSError as exc:
-                    del paths[n_before:], sizes[n_before:], mtimes[n_before:], modes[n_before:]
-                    st.add_error(current, exc)
-                    continue
-            finally:
-                os.close(fd)
-            st.dirs += 1
-            st.files += len(paths) - n_before
-            st.bytes += sum(sizes[n_before:])
-            subdirs.sort(reverse=True)
-            stack.extend(subdirs)
-            st.dirs_pending = len(stack)
-            if len(paths) >= batch_size:
-                yield paths, sizes, mtimes, modes
-                paths, sizes, mtimes, modes = [], [], [], []
-        if paths:
-            yield paths, sizes, mtimes, modes
-        st.seconds = time.perf_counter() - started
-
-    def _list(self, fd: int, current: str, paths: list[str], sizes: list[int], mtimes: list[float],
-              modes: list[int]) -> list[str]:
-        """Append one directory's regular files to the columns; returns its subdirectories.
-
-        Comprehensions rather than a loop with per-entry branches: this is the crawl's
-        hot path, and it runs at the speed of ``find`` only without per-entry overhead.
-        """
-        follow = self.follow_symlinks
-        prefix = current if current.endswith("/") else current + "/"
-        with os.scandir(fd) as it:
-            entries = list(it)
         try:
-            files = [e for e in entries if e.is_file(follow_symlinks=follow)]
-        except OSError:  # a symlink loop (ELOOP) or an unreadable target: sort entries one by one
-            files = [e for e in entries if _entry_is(e, "file", follow)]
-        try:  # is_file() already resolved symlinks as asked, so stat() may follow
-            stats = [e.stat() for e in files]
-        except OSError:  # an entry vanished or cannot be stat'ed: keep the others
-            stats, kept = [], []
-            for e in files:
-                try:
-                    stats.append(e.stat())
-                    kept.append(e)
-                except OSError:
-                    self.status.symlinks_skipped += e.is_symlink()
-            files = kept
-        paths.extend([prefix + e.name for e in files])
-        sizes.extend([s.st_size for s in stats])
-        mtimes.extend([s.st_mtime for s in stats])
-        modes.extend([s.st_mode for s in stats])
-        subdirs: list[str] = []
-        if len(files) < len(entries):
-            for e in entries:
-                if _entry_is(e, "file", follow):
-                    continue
-                if _entry_is(e, "dir", follow):
-                    subdirs.append(prefix + e.name)
-                elif e.is_symlink():  # not followed, or dangling
-                    self.status.symlinks_skipped += 1
-        return subdirs
+            while stack:
+                subdirs = walk_one(stack.pop(), follow, seen, paths, sizes, mtimes, modes, counters)
+                if subdirs:
+                    stack.extend(subdirs)
+                st.dirs_pending = len(stack)
+                if (helper is None and self.parallel and len(stack) >= HELPER_MIN_PENDING_DIRS
+                        and st.files + len(paths) >= HELPER_AFTER_FILES):
+                    helper = HelperWalker(stack[0::2], follow, batch_size)
+                    stack = stack[1::2]
+                    self.helper_used = True
+                if helper is not None and helper.ready():
+                    yield from self._account(helper.next_batches())
+                if len(paths) >= batch_size:
+                    yield self._account_one((paths, sizes, mtimes, modes))
+                    paths, sizes, mtimes, modes = [], [], [], []
+            if paths:
+                yield self._account_one((paths, sizes, mtimes, modes))
+            if helper is not None:
+                yield from self._account(helper.drain())
+                counters.merge(helper.counters)
+        finally:
+            if helper is not None:
+                helper.close()
+            st.dirs += counters.dirs
+            st.symlinks_skipped += counters.symlinks_skipped
+            for path, message in counters.errors:
+                st.add_error(path, message)
+            st.dirs_pending = 0
+            st.seconds = time.perf_counter() - started
+
+    def _account_one(self, cols: Columns) -> Columns:
+        self.status.files += len(cols[0])
+        self.status.bytes += sum(cols[1])
+        return cols
+
+    def _account(self, batches: Iterator[Columns]) -> Iterator[Columns]:
+        for cols in batches:
+            yield self._account_one(cols)
 
     def iter_record_batches(self, dirs: list[str], *, batch_size: int = 10_000) -> Iterator[pa.RecordBatch]:
         """CRAWL_SCHEMA record batches: what ``crawl_to_spool`` writes, with no per-file objects."""
@@ -183,14 +160,6 @@ class LocalCrawler:
         """The Crawler protocol: FileRecord lists (for callers that want records, not columns)."""
         for batch in self.iter_record_batches(dirs, batch_size=batch_size):
             yield [FileRecord(*row) for row in zip(*batch.to_pydict().values(), strict=True)]
-
-
-def _entry_is(entry: os.DirEntry[str], kind: str, follow: bool) -> bool:
-    """``is_file``/``is_dir`` that say False where following a link fails (loops, unreadable targets)."""
-    try:
-        return entry.is_file(follow_symlinks=follow) if kind == "file" else entry.is_dir(follow_symlinks=follow)
-    except OSError:
-        return False
 
 
 def _globus_crawler(ep: XtractEndpoint) -> Crawler:
@@ -236,10 +205,14 @@ def crawl_to_spool(crawler: Crawler, dirs: list[str], spool_path: str, *, batch_
     """Stream a crawl into a Parquet spool; the listing is never held whole."""
     columns = getattr(crawler, "iter_columns", None)
     with SpoolWriter(spool_path, CRAWL_SCHEMA) as spool:
-        if columns is not None:  # the fast path: column lists, converted and written by a second thread
+        if columns is not None:  # the fast path: column lists, converted and written here
+            # Inline, not on a writer thread: with a helper walker process doing half the listing,
+            # a second thread here only fights the walk for the GIL (measured: 0.30 s vs 0.36 s at 100k).
             ep = getattr(crawler, "endpoint_id", "local")
-            write_in_background(spool, columns(dirs, batch_size=batch_size), lambda c: crawl_batch(*c, ep),
-                                on_item=None if on_batch is None else lambda: on_batch(crawler.status))
+            for cols in columns(dirs, batch_size=batch_size):
+                spool.write_batch(crawl_batch(*cols, ep))
+                if on_batch is not None:
+                    on_batch(crawler.status)
         else:
             for batch in crawler.iter_batches(dirs, batch_size=batch_size):
                 spool.write_rows(batch)

@@ -8,10 +8,8 @@ Prefect never hashes or tracks a giant parameter.
 from __future__ import annotations
 
 import os
-import queue
 import stat
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 import pyarrow as pa
@@ -150,43 +148,6 @@ class SpoolWriter:
             self.close()
         else:
             self.abort()
-
-
-def write_in_background(spool: SpoolWriter, items: Iterable[Any], convert: Callable[[Any], pa.RecordBatch],
-                        *, on_item: Callable[[], None] | None = None, depth: int = 2) -> None:
-    """Drain ``items`` here while another thread converts them and writes the spool.
-
-    Arrow kernels and Parquet encoding release the GIL, so building and compressing
-    batch k overlaps with producing batch k+1 (for a crawl: the next directory
-    listings and stats). The queue is short, so memory stays at a few batches.
-    """
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    failure: list[BaseException] = []
-    done = object()
-
-    def consume() -> None:
-        while (item := q.get()) is not done:
-            if failure:
-                continue  # keep draining so the producer never blocks on a dead writer
-            try:
-                spool.write_batch(convert(item))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the producer's thread
-                failure.append(exc)
-
-    writer = threading.Thread(target=consume, name="spool-writer", daemon=True)
-    writer.start()
-    try:
-        for item in items:
-            if failure:
-                break
-            q.put(item)
-            if on_item is not None:
-                on_item()
-    finally:
-        q.put(done)
-        writer.join()
-    if failure:
-        raise failure[0]
 
 
 def iter_spool_batches(path: str, batch_rows: int = 8192) -> Iterator[pa.RecordBatch]:

@@ -66,3 +66,30 @@ def test_related_grouper_by_stem():
     rows = [{"path": f"/d/{n}"} for n in ("scan.hdr", "scan.img", "other.csv", "scan.tar.gz")]
     groups = group_related(rows)
     assert sorted(len(g) for g in groups) == [1, 3]
+
+
+def test_parallel_walk_finds_exactly_what_one_walker_finds(tmp_path):
+    """Past HELPER_AFTER_FILES a helper process walks half the pending directories: same files,
+    same sizes, each directory's files still contiguous, errors and symlinks still counted."""
+    from tasks.crawl import HELPER_AFTER_FILES
+
+    per_dir = 100
+    n_dirs = HELPER_AFTER_FILES // per_dir + 20
+    for d in range(n_dirs):
+        sub = tmp_path / f"top{d % 4}" / f"d{d:03d}"
+        sub.mkdir(parents=True)
+        for f in range(per_dir):
+            (sub / f"f{f}.dat").write_bytes(b"x" * (f % 7))
+    os.symlink(tmp_path / "top0", tmp_path / "top1" / "link")
+    results = {}
+    for parallel in (True, False):
+        crawler = LocalCrawler(parallel=parallel)
+        cols = list(crawler.iter_columns([str(tmp_path)], batch_size=1000))
+        records = [(p, s) for c in cols for p, s in zip(c[0], c[1], strict=True)]
+        dirs = [os.path.dirname(p) for p, _ in records]
+        assert dirs == sorted(dirs, key=dirs.index), "a directory's files must stay together"
+        results[parallel] = (sorted(records), crawler.status.files, crawler.status.dirs,
+                             crawler.status.symlinks_skipped, crawler.helper_used)
+    assert results[True][4] and not results[False][4]
+    assert results[True][:4] == results[False][:4]
+    assert results[True][1] == n_dirs * per_dir
