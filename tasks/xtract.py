@@ -324,6 +324,7 @@ def xtract(groups_spool: str, out_dir: str, run_id: str, spec: ExecutorSpec, *, 
            endpoint_name: str = "endpoint", batch_size: int | None = None,
            limit_s: float | None = 120.0, max_retries: int = 1) -> dict[str, Any]:
     """Extract every group not already done; returns the counters."""
+    from tasks.search import SyncWhileRunning
     from tasks.status import ProgressReporter, publish_counters
 
     logger = get_run_logger()
@@ -335,6 +336,12 @@ def xtract(groups_spool: str, out_dir: str, run_id: str, spec: ExecutorSpec, *, 
     size = batch_size or max(1, min(200, total_groups // (workers * 8) or 1))
     counters = XtractCounters(groups_total=total_groups)
     reporter = ProgressReporter(endpoint_name, total_groups)
+    sync_search = SyncWhileRunning(out_dir)  # overlaps most of the search indexing with extraction
+
+    def on_progress(c: XtractCounters) -> None:
+        reporter(c)
+        sync_search()
+
     state = StateStore(os.path.join(out_dir, ".xtract"))
     pool = open_pool(spec)
     try:
@@ -342,7 +349,7 @@ def xtract(groups_spool: str, out_dir: str, run_id: str, spec: ExecutorSpec, *, 
         # core to spare, the flow process writes the documents while the workers extract the next batch.
         spare_core = spec.kind == "local" and workers < (os.cpu_count() or 1)
         run = ExtractionRun(pool, state, run_id, out_dir, limit_s=limit_s, max_retries=max_retries,
-                            counters=counters, on_progress=reporter, workers_write=not spare_core)
+                            counters=counters, on_progress=on_progress, workers_write=not spare_core)
         todo = skip_done(iter_groups(groups_spool), state, run_id, counters)
         run.run(make_batches(todo, max_groups=size), max_in_flight=workers * 2)
     finally:
