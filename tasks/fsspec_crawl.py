@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from extractors.detect import split_extension
 from tasks.crawl import CrawlStatus
 from tasks.http_crawl import parse_mtime
+from tasks.listing import drain_listings
 from tasks.records import FileRecord
 from xtract_blocks import XtractEndpoint
 
@@ -87,26 +88,7 @@ class FsspecCrawler:
                     st.bytes += batch[-1].size
                 else:
                     submit(d)
-            while pending:
-                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    path = pending.pop(fut)
-                    try:
-                        files, subdirs = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - an unreadable directory is recorded, the crawl goes on
-                        st.add_error(path, exc)
-                        continue
-                    st.dirs += 1
-                    for sub in subdirs:
-                        submit(sub)
-                    batch.extend(files)
-                    st.files += len(files)
-                    st.bytes += sum(f.size for f in files)
-                if len(batch) >= batch_size:
-                    yield batch
-                    batch = []
-        if batch:
-            yield batch
+            yield from drain_listings(pending, st, submit, batch_size=batch_size, batch=batch)
         st.seconds = time.perf_counter() - started
 
 

@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
@@ -29,6 +29,7 @@ from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from extractors.detect import split_extension
 from tasks.crawl import CrawlStatus
+from tasks.listing import drain_listings
 from tasks.records import FileRecord
 from xtract_blocks import XtractEndpoint
 from xtract_blocks.http import HttpCredentials
@@ -231,26 +232,8 @@ class HttpCrawler:
                 submit(self._file_list, url)
             for url in dirs:
                 submit(self._list if url.endswith("/") else self._single, url)
-            while pending:
-                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    url = pending.pop(fut)
-                    try:
-                        files, subdirs = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - an unreadable listing is recorded, the crawl goes on
-                        st.add_error(url, exc)
-                        continue
-                    st.dirs += 1
-                    for sub in sorted(subdirs):
-                        submit(self._list, sub)
-                    batch.extend(files)
-                    st.files += len(files)
-                    st.bytes += sum(f.size for f in files)
-                if len(batch) >= batch_size:
-                    yield batch
-                    batch = []
-        if batch:
-            yield batch
+            yield from drain_listings(pending, st, lambda sub: submit(self._list, sub), batch_size=batch_size,
+                                      batch=batch)
         st.seconds = time.perf_counter() - started
 
 
