@@ -11,7 +11,7 @@ export DO_NOT_TRACK ?= 1
 
 .PHONY: install browser demo test test-fast lint bench clean
 
-install: $(STAMP) browser
+install: $(STAMP)
 
 # The report test opens the HTML report in headless Chromium: Debian's package, installed only when it is
 # missing, apt-get exists and we are root; anywhere else that one test skips and prints why.
@@ -32,10 +32,10 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/xtract run examples --metadata-dir demo-metadata --grouper related
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q
 
-test-fast: install
+test-fast: install browser
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install

@@ -1,6 +1,6 @@
 """The report of a real run, opened in headless Chromium over the DevTools protocol.
 
-Chromium is Debian's package (``make install`` adds it when missing); the test
+Chromium is Debian's package (``make test`` adds it when missing); the test
 talks to it with the ``websockets`` client Prefect already depends on. It checks
 what a person would see: the page loads with no console error and no network
 request, every chart is drawn, the table sorts, filters and links to group
@@ -36,7 +36,7 @@ def chromium_binary() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip("no chromium on PATH and it could not be installed here (make install adds Debian's chromium "
+    pytest.skip("no chromium on PATH and it could not be installed here (make test adds Debian's chromium "
                 "when apt-get is available and we are root)")
 
 
