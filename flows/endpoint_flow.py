@@ -21,7 +21,6 @@ from flows.globus_habitat import extraction_spec, globus_problem, ingest_to_sear
 from flows.report.publish import publish_run_report
 from tasks.containers import register_containers
 from tasks.crawl import crawl
-from tasks.executor_compute import with_remote_options
 from tasks.fetch_staging import with_fetch_staging
 from tasks.group import group
 from tasks.offload import offload
@@ -139,10 +138,14 @@ def xtract_endpoint(
         return Completed(message=message, data={
             "endpoint": name, "stage": stage, "files_crawled": crawled["files"], "bytes_crawled": crawled["bytes"],
             "groups": grouped["groups"], "metadata_dir": out, "flow_run_id": str(run_id)})
-    spec = with_remote_options(extraction_spec(ep, executor, workers, out, transfer_timeout_s=transfer_timeout_s,
-                                               compute_settings=settings),
-                               dask_address=dask_address, endpoint_id=ep.funcx_ep_id, credentials=ep.credentials,
-                               settings=settings)
+    spec = extraction_spec(ep, executor, workers, out, transfer_timeout_s=transfer_timeout_s,
+                           compute_settings=settings)
+    if dask_address or executor == "globus-compute":
+        # imported here: the Globus Compute SDK is heavy and starts a thread at import
+        from tasks.executor_compute import with_remote_options
+
+        spec = with_remote_options(spec, dask_address=dask_address, endpoint_id=ep.funcx_ep_id,
+                                   credentials=ep.credentials, settings=settings)
     register_containers(grouped["by_extractor"], executor, endpoint_name=name,
                         compute=spec.options if executor == "globus-compute" else None)
     spec = with_fetch_staging(ep, spec, out)  # https/fsspec: each batch is downloaded before extraction
