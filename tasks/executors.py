@@ -106,6 +106,26 @@ def _globus_compute(spec: ExecutorSpec) -> ExtractionPool:
     return ComputePool(spec)
 
 
+class WrappingPool(ExtractionPool):
+    """A pool that prepares each batch (staging, downloading) and runs it on an inner pool.
+
+    Killing and restarting are the inner pool's business; subclasses add their own
+    ``submit`` and ``close``.
+    """
+
+    shares_disk = False  # documents come back to the wrapper, which rewrites paths before writing
+
+    def __init__(self, inner: ExtractionPool) -> None:  # no executor of its own: never calls super()
+        self.inner = inner
+        self.spec = inner.spec
+
+    def kill(self) -> None:
+        self.inner.kill()
+
+    def restart(self) -> None:
+        self.inner.restart()
+
+
 PoolFactory = Callable[[ExecutorSpec], ExtractionPool]
 #: executor kind -> pool factory; Dask and Globus Compute register themselves here.
 EXECUTORS: dict[str, PoolFactory] = {"local": ExtractionPool, "globus-staging": _globus_staging,

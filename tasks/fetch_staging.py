@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from tasks.download import fetcher_for
-from tasks.executors import EXECUTORS, ExecutorSpec, ExtractionPool
+from tasks.executors import EXECUTORS, ExecutorSpec, ExtractionPool, WrappingPool
 from xtract_blocks import XtractEndpoint
 
 #: Habitats whose files are fetched to a staging directory before extraction.
@@ -50,14 +50,11 @@ def unstage(value: Any, pattern: re.Pattern[str], originals: dict[str, str]) -> 
     return value
 
 
-class FetchStagingPool(ExtractionPool):
+class FetchStagingPool(WrappingPool):
     """An ExtractionPool whose batches are downloaded to local copies before the inner pool runs them."""
 
-    shares_disk = False  # documents come back to be rewritten to the original URLs, then written here
-
     def __init__(self, inner: ExtractionPool, config: FetchStagingConfig) -> None:
-        self.inner = inner
-        self.spec = inner.spec
+        super().__init__(inner)
         self.config = config
         os.makedirs(config.staging_dir, exist_ok=True)
         self._stagers = ThreadPoolExecutor(max_workers=max(1, config.parallel), thread_name_prefix="fetch-stage")
@@ -104,12 +101,6 @@ class FetchStagingPool(ExtractionPool):
             outer.set_exception(exc)
         finally:
             shutil.rmtree(batch_root, ignore_errors=True)
-
-    def kill(self) -> None:
-        self.inner.kill()
-
-    def restart(self) -> None:
-        self.inner.restart()
 
     def close(self) -> None:
         self._stagers.shutdown(wait=True, cancel_futures=True)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from tasks.executors import EXECUTORS, ExecutorSpec, ExtractionPool
+from tasks.executors import EXECUTORS, ExecutorSpec, ExtractionPool, WrappingPool
 from tasks.transfer import delete_and_wait, to_endpoint_path, transfer_and_wait
 from xtract_blocks.credentials import GlobusCredentials
 
@@ -168,15 +168,12 @@ class _Gather:
                 self.outer.set_result(self.results)
 
 
-class StagingPool(ExtractionPool):
+class StagingPool(WrappingPool):
     """An ExtractionPool whose batches are staged by Globus transfer before the inner pool runs them."""
 
     #: Workers see only staged copies, so group documents come back to be rewritten and written here.
-    shares_disk = False
-
     def __init__(self, inner: ExtractionPool, config: StagingConfig) -> None:
-        self.inner = inner
-        self.spec = inner.spec
+        super().__init__(inner)
         self.config = config
         if not config.remote:
             os.makedirs(config.staging_dir, exist_ok=True)
@@ -290,12 +287,6 @@ class StagingPool(ExtractionPool):
                         recursive=True, label="prefect-xtract unstage", timeout_s=cfg.timeout_s,
                         poll_interval_s=cfg.poll_interval_s, fault_timeout_s=cfg.fault_timeout_s,
                         ignore_missing=True)
-
-    def kill(self) -> None:
-        self.inner.kill()
-
-    def restart(self) -> None:
-        self.inner.restart()
 
     def close(self) -> None:
         self._stagers.shutdown(wait=True, cancel_futures=True)
