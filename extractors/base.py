@@ -48,3 +48,14 @@ class Extractor:
     def fits_content(self, mime: str) -> bool:
         """Whether a head with this (signature) mime type is plausibly this extractor's format."""
         return mime in self.mimes or mime in self.accepts
+
+
+def read_source(path: str, max_bytes: int, what: str) -> bytes:
+    """A source file's bytes for the code extractors: bounded, and refused when it is binary."""
+    with open(path, "rb") as fh:
+        raw = fh.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise ExtractorError(f"{what} source larger than {max_bytes} bytes")
+    if b"\x00" in raw:
+        raise ExtractorError(f"binary content (NUL bytes): not {what} source")
+    return raw

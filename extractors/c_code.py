@@ -15,7 +15,7 @@ import bisect
 import re
 from typing import Any
 
-from extractors.base import Extractor, ExtractorError
+from extractors.base import Extractor, read_source
 
 NAME = "c_code"
 VERSION = "2.0"
@@ -110,13 +110,7 @@ def _statements(code: str) -> list[tuple[str, str, int]]:
 
 
 def extract_c_code(path: str) -> dict[str, Any]:
-    with open(path, "rb") as fh:
-        raw = fh.read(MAX_SOURCE_BYTES + 1)
-    if len(raw) > MAX_SOURCE_BYTES:
-        raise ExtractorError(f"source larger than {MAX_SOURCE_BYTES} bytes")
-    if b"\x00" in raw:
-        raise ExtractorError("binary content (NUL bytes): not C source")
-    text = raw.decode("utf-8", errors="replace")
+    text = read_source(path, MAX_SOURCE_BYTES, "C").decode("utf-8", errors="replace")
     code = _COMMENT_OR_STRING.sub(_blank, text)
     includes = [{"name": m.group(2), "system": m.group(1) == "<"} for m in _INCLUDE.finditer(text)]
     macros = [m.group(1) for m in _DEFINE.finditer(code)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from extractors.base import Extractor, ExtractorError
+from extractors.base import Extractor, read_source
 
 NAME = "python"
 VERSION = "2.0"
@@ -80,12 +80,7 @@ def scan(tree: ast.AST) -> tuple[set[str], str]:
 
 
 def extract_python(path: str) -> dict[str, Any]:
-    with open(path, "rb") as fh:
-        source = fh.read(MAX_SOURCE_BYTES + 1)
-    if len(source) > MAX_SOURCE_BYTES:
-        raise ExtractorError(f"Python source larger than {MAX_SOURCE_BYTES} bytes")
-    if b"\x00" in source:
-        raise ExtractorError("binary content (NUL bytes): not Python source")
+    source = read_source(path, MAX_SOURCE_BYTES, "Python")
     text = source.decode("utf-8", errors="replace")
     lines = text.splitlines()
     out: dict[str, Any] = {
