@@ -6,6 +6,10 @@ What is compared (each a fresh subprocess, timed from start to exit):
   extractor (``registry.infer``: extension, then the file's head) and calls the same
   extractor function, keeping the results in memory. It writes nothing: it is the
   floor the pipeline cannot go under with one worker.
+* plain loop x 2: two such processes at once, each over every other file. What two
+  CPU-bound processes gain on this machine (``parallel_ceiling``; shared caches, memory
+  bandwidth and a virtual machine's neighbours keep it under 2): the bound for
+  ``speedup_2_workers``.
 * pipeline: ``xtract run CORPUS -o OUT --workers N`` (the installed CLI code path):
   crawl, group, pool start, extraction in worker processes, one JSON document per
   group, the SQLite journal, index.parquet, Prefect task runs and artifacts.
@@ -16,11 +20,15 @@ starts one server before timing, points every run at it with PREFECT_API_URL, an
 reports the startup separately (``server_start_s``). Interpreter start and imports
 are inside both timings.
 
-    python bench/end_to_end.py                 # 10k mixed files; last line: one JSON object
-    python bench/end_to_end.py --files 2000 --repeat 2
+    python bench/end_to_end.py                 # 10k mixed files, 2 rounds; last line: one JSON object
+    python bench/end_to_end.py --files 2000 --repeat 1
+
+Runs of one kind differ by 10-20 % here from minute to minute, so every round runs
+each kind once (alternating their order) and the best of the rounds is compared.
 
 overhead_ratio = (pipeline --workers 1 - plain loop) / plain loop  (target <= 0.10)
 speedup_2_workers = pipeline --workers 1 / pipeline --workers 2  (target >= 1.7)
+parallel_ceiling = plain loop / plain loop x 2
 """
 
 from __future__ import annotations
@@ -46,8 +54,11 @@ from bench.make_tree import ensure  # noqa: E402
 VALIDATOR = os.path.join(os.path.dirname(REPO), "shared", "tools", "validate_metadata_dir.py")
 
 
-def plain_loop(root: str) -> dict[str, Any]:
-    """The baseline (runs in its own process): same files, same dispatch, same extractor functions."""
+def plain_loop(root: str, part: int = 0, parts: int = 1) -> dict[str, Any]:
+    """The baseline (runs in its own process): same files, same dispatch, same extractor functions.
+
+    With ``parts`` > 1, only every ``parts``-th file starting at ``part`` (for the parallel ceiling).
+    """
     from extractors.detect import split_extension
     from extractors.physical import PHYSICAL
     from extractors.registry import default_registry
@@ -55,9 +66,13 @@ def plain_loop(root: str) -> dict[str, Any]:
     registry = default_registry()
     results: list[Any] = []
     errors = 0
+    seen = -1
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
+            seen += 1
+            if seen % parts != part:
+                continue
             path = os.path.join(dirpath, name)
             try:
                 _, ex = registry.infer(path, split_extension(name))
@@ -104,15 +119,53 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+CPU_MARK = "xtract-bench-cpu-seconds "
+
+
+def reap(cmd: list[str]) -> int:
+    """Run ``cmd`` as a child subreaper and report the CPU of every descendant on stderr's last line.
+
+    Pool workers fork from a fork server whose children are reaped by it and which itself outlives
+    the flow process by a moment: without a subreaper their CPU never reaches our rusage.
+    """
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass  # not Linux: the CPU figure covers only what the command itself waited for
+    rc = subprocess.call(cmd)
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            break
+    print(f"{CPU_MARK}{_children_cpu():.3f}", file=sys.stderr)
+    return rc
+
+
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str, float]:
-    """(wall seconds, stdout, CPU seconds of the process and the children it waited for)."""
-    cpu0 = _children_cpu()
+    """(wall seconds, stdout, CPU seconds of the process and all its descendants)."""
     started = time.perf_counter()
-    out = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--reap", *cmd], env=env, cwd=REPO,
+                         capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
-    return elapsed, out.stdout, _children_cpu() - cpu0
+    cpu = float(out.stderr.rsplit(CPU_MARK, 1)[-1].split()[0]) if CPU_MARK in out.stderr else float("nan")
+    return elapsed, out.stdout, cpu
+
+
+def plain_in_parallel(corpus: str, parts: int, env: dict[str, str]) -> tuple[float, int]:
+    """(wall seconds, files) of ``parts`` plain loops started together, each over its share of the files."""
+    started = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--plain", corpus, str(k), str(parts)],
+                              env=env, cwd=REPO, stdout=subprocess.PIPE, text=True) for k in range(parts)]
+    outs = [p.communicate()[0] for p in procs]
+    elapsed = time.perf_counter() - started
+    if any(p.returncode for p in procs):
+        raise SystemExit(f"a parallel plain loop failed: {[p.returncode for p in procs]}")
+    return elapsed, sum(json.loads(o.strip().splitlines()[-1])["files"] for o in outs)
 
 
 def run_pipeline(corpus: str, workers: int, env: dict[str, str], work: str, tag: str) -> dict[str, Any]:
@@ -125,12 +178,15 @@ def run_pipeline(corpus: str, workers: int, env: dict[str, str], work: str, tag:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--reap":
+        return reap(argv[1:])
     if argv and argv[0] == "--plain":
-        print(json.dumps(plain_loop(argv[1])))
+        print(json.dumps(plain_loop(argv[1], *(int(a) for a in argv[2:4]))))
         return 0
     ap = argparse.ArgumentParser(description="xtract run vs a plain loop; 1 vs 2 workers")
     ap.add_argument("--files", type=int, default=10_000, help="mixed corpus size (default 10000)")
-    ap.add_argument("--repeat", type=int, default=1, help="rounds of (plain, workers 1, workers 2); best kept")
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="rounds of (plain, plain x 2, workers 1, workers 2); best of each kept (default 2)")
     ap.add_argument("--corpus", default=None, help="corpus directory (default: $TMPDIR/xtract-bench/mixed-N)")
     ap.add_argument("--api-url", default=None, help="use this Prefect server instead of starting one")
     ap.add_argument("--no-validate", action="store_true", help="skip the output-contract check")
@@ -152,12 +208,18 @@ def main(argv: list[str] | None = None) -> int:
             server, env["PREFECT_API_URL"], server_s = start_server(os.path.join(work, "prefect-home"), env)
         plain: list[float] = []
         plain_cpu: list[float] = []
+        plain2: list[float] = []
         w1: list[dict[str, Any]] = []
         w2: list[dict[str, Any]] = []
         for i in range(args.repeat):
-            order = ("plain", "w1", "w2") if i % 2 == 0 else ("w2", "w1", "plain")
+            order = ("plain", "plain2", "w1", "w2") if i % 2 == 0 else ("w2", "w1", "plain2", "plain")
             for what in order:
-                if what == "plain":
+                if what == "plain2":
+                    secs, counted = plain_in_parallel(corpus, 2, env)
+                    assert counted == tree["files"], counted
+                    plain2.append(secs)
+                    print(f"round {i} plain x 2: {secs:.2f}s wall", file=sys.stderr)
+                elif what == "plain":
                     secs, stdout, cpu = timed([sys.executable, os.path.abspath(__file__), "--plain", corpus], env)
                     counted = json.loads(stdout.strip().splitlines()[-1])
                     assert counted["files"] == tree["files"], counted
@@ -192,14 +254,16 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline_1_worker_s": round(best_w1["seconds"], 2), "pipeline_2_workers_s": round(best_w2["seconds"], 2),
         "flow_1_worker_s": best_w1["flow_seconds"], "flow_2_workers_s": best_w2["flow_seconds"],
         "server_start_s": round(server_s, 1),
+        "plain_loop_x2_s": round(min(plain2), 2),
         "overhead_ratio": round((best_w1["seconds"] - best_plain) / best_plain, 3),
         "cpu_overhead_ratio": round((min(r["cpu"] for r in w1) - min(plain_cpu)) / min(plain_cpu), 3),
         "plain_loop_cpu_s": round(min(plain_cpu), 2), "pipeline_1_worker_cpu_s": round(min(r["cpu"] for r in w1), 2),
         "validated": all(r.get("validated") for r in w1 + w2),
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "speedup_2_workers": round(best_w1["seconds"] / best_w2["seconds"], 3),
-        "all_runs_s": {"plain": [round(x, 2) for x in plain], "w1": [round(r["seconds"], 2) for r in w1],
-                       "w2": [round(r["seconds"], 2) for r in w2]},
+        "parallel_ceiling": round(best_plain / min(plain2), 3),
+        "all_runs_s": {"plain": [round(x, 2) for x in plain], "plain_x2": [round(x, 2) for x in plain2],
+                       "w1": [round(r["seconds"], 2) for r in w1], "w2": [round(r["seconds"], 2) for r in w2]},
     }
     print(json.dumps(result))
     return 0

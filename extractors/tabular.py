@@ -37,6 +37,18 @@ def _fields(line: str, delim: str) -> list[str]:
         return line.split(delim)
 
 
+def _widths(lines: list[str], quotes: list[int], delim: str) -> list[int | None]:
+    """Field count of each non-blank line; None where an odd number of quotes may continue it on the next.
+
+    Without quotes a CSV reader splits exactly at each delimiter, so counting them gives the same
+    width at a fraction of the cost (this runs for every sample line and every delimiter).
+    """
+    if delim == " ":
+        return [None if q % 2 else len(ln.split()) for ln, q in zip(lines, quotes, strict=True)]
+    return [None if q % 2 else ln.count(delim) + 1 if not q else len(_fields(ln, delim))
+            for ln, q in zip(lines, quotes, strict=True)]
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -59,9 +71,11 @@ def sniff_layout(sample: str) -> tuple[str, int, bool]:
     if len(raw) > 1 and not sample.endswith(("\n", "\r")):
         raw = raw[:-1]  # the sample may cut the last line
     numbered = [(i, ln) for i, ln in enumerate(raw) if ln.strip()]
+    lines = [ln for _, ln in numbered]
+    quotes = [ln.count('"') for ln in lines]
     best: tuple[int, int, str, int] | None = None  # (lines matched, -rank, delim, start)
     for rank, delim in enumerate(DELIMITERS):
-        counts = [None if ln.count('"') % 2 else len(_fields(ln, delim)) for _, ln in numbered]
+        counts = _widths(lines, quotes, delim)
         widths = Counter(c for c in counts if c is not None and c >= 2)
         if not widths:
             continue

@@ -6,7 +6,9 @@ stages exchange spool files, so the flow holds counts, never file lists.
 
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 import time
 import uuid
 from typing import Annotated, Any, Literal, get_type_hints
@@ -18,9 +20,9 @@ from prefect.states import Completed
 from flows.client_forms import BlockSelector
 from flows.client_spool import crawl_spool_totals
 from flows.globus_habitat import extraction_spec, globus_problem, ingest_to_search, offload_by_globus
-from flows.report.publish import publish_run_report
 from tasks.containers import register_containers
 from tasks.crawl import crawl
+from tasks.executors import start_worker_server
 from tasks.fetch_staging import with_fetch_staging
 from tasks.group import group
 from tasks.offload import offload
@@ -124,6 +126,8 @@ def xtract_endpoint(
     run_id = flow_run.id or uuid.uuid4().hex
     out = os.path.abspath(os.path.expanduser(ep.local_mdata_path))
     layout = metadata_layout(out)
+    if executor == "local" and stage != "crawl":
+        start_worker_server()  # workers' imports overlap the crawl
 
     if stage == "xtract":  # extraction of an earlier crawl: its spool is the file list
         crawled = crawl_spool_totals(layout["crawl_spool"])
@@ -149,10 +153,15 @@ def xtract_endpoint(
     register_containers(grouped["by_extractor"], executor, endpoint_name=name,
                         compute=spec.options if executor == "globus-compute" else None)
     spec = with_fetch_staging(ep, spec, out)  # https/fsspec: each batch is downloaded before extraction
+    # The report needs pandas (~0.4 s to import): imported while the workers extract, not after them.
+    threading.Thread(target=importlib.import_module, args=("flows.report.publish",), daemon=True,
+                     name="xtract-import-report").start()
     counters = xtract(layout["groups_spool"], out, run_id, spec, total_groups=grouped["groups"],
                       endpoint_name=name, batch_size=batch_size, limit_s=time_limit_s)
     sunk = sink(out, run_id, endpoint_name=name)
     update_search_index(out, endpoint_name=name)
+    from flows.report.publish import publish_run_report
+
     report_path = publish_run_report(name, out)  # OUT/report.html + artifacts; before any offload moves OUT
 
     counts = sunk["counts"]

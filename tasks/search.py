@@ -166,18 +166,19 @@ class SearchIndex:
             n += 1
         return n
 
-    def _apply(self, state: StateStore, groups_dir: str, reindex: list[tuple[str, str, str]], drop: list[str],
-               stats: SyncStats) -> None:
-        """One transaction: drop groups that left, re-read the group files of changed ones."""
+    def _apply(self, state: StateStore, groups_dir: str, reindex: list[tuple[str, str, str, bool]],
+               drop: list[str], stats: SyncStats) -> None:
+        """One transaction: drop groups that left, (re-)read the group files of new and changed ones."""
         files: dict[str, list[tuple[Any, ...]]] = {}
-        for row in state.files_of([gid for gid, _, _ in reindex]):
+        for row in state.files_of([gid for gid, _, _, _ in reindex]):
             files.setdefault(row[1], []).append(row)
         with self.db:
             self.db.execute("BEGIN")
             for gid in drop:
                 self._drop_group(gid)
-            for gid, fingerprint, run_id in reindex:
-                self._drop_group(gid)
+            for gid, fingerprint, run_id, new in reindex:
+                if not new:
+                    self._drop_group(gid)
                 try:
                     with open(os.path.join(groups_dir, f"{gid}.json"), encoding="utf-8") as fh:
                         doc = json.load(fh)
@@ -204,10 +205,13 @@ class SearchIndex:
         try:
             reader.execute("BEGIN")
             mine = reader.execute("SELECT group_id, fingerprint, run_id FROM groups ORDER BY group_id")
-            reindex: list[tuple[str, str, str]] = []
+            reindex: list[tuple[str, str, str, bool]] = []
             drop: list[str] = []
             for action, item in _merge(state.iter_group_versions(), mine):
-                (reindex if action == "index" else drop).append(item)  # type: ignore[arg-type]
+                if action == "drop":
+                    drop.append(item)
+                else:
+                    reindex.append((*item, action == "new"))
                 if len(reindex) + len(drop) >= APPLY_EVERY:
                     self._apply(state, os.path.join(out_dir, "groups"), reindex, drop, stats)
                     reindex, drop = [], []
@@ -285,7 +289,8 @@ class SearchIndex:
 
 def _merge(journal: Iterator[tuple[str, str, str, str]],
            mine: Iterable[tuple[str, str, str]]) -> Iterator[tuple[str, Any]]:
-    """Merge-join two group_id-ordered streams into ('index', (gid, fp, run)) and ('drop', gid) actions."""
+    """Merge-join two group_id-ordered streams into actions: ('index', (gid, fp, run)) for a changed group,
+    ('new', (gid, fp, run)) for one the index lacks, ('drop', gid) for one the journal lacks."""
     mine_it = iter(mine)
     cur = next(mine_it, None)
     for gid, fp, run_id, outcome in journal:
@@ -297,7 +302,9 @@ def _merge(journal: Iterator[tuple[str, str, str, str]],
             cur = next(mine_it, None)
             if my_fp == fp and (outcome != "done" or my_run == run_id):
                 continue  # unchanged, or skipped by a run after the one we indexed
-        yield "index", (gid, fp, run_id)
+            yield "index", (gid, fp, run_id)
+        else:
+            yield "new", (gid, fp, run_id)
     while cur is not None:
         yield "drop", cur[0]
         cur = next(mine_it, None)

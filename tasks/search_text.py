@@ -17,6 +17,10 @@ MAX_VALUE_CHARS = 500
 
 
 # -- documents -> text ----------------------------------------------------------
+#: Leaves whose text is plain ``str(value)`` (bool is not: it is written lower-case).
+_PLAIN_LEAVES = frozenset({str, int, float})
+
+
 def _scalar(value: Any) -> str:
     text = str(value).lower() if isinstance(value, bool) else str(value)
     return text[:MAX_VALUE_CHARS]
@@ -34,7 +38,12 @@ def flatten(value: Any, keys: dict[str, None], parts: list[str], key: str = "", 
         for k, v in value.items():
             k = str(k)
             keys.setdefault(k, None)
-            budget = flatten(v, keys, parts, k, budget)
+            if type(v) in _PLAIN_LEAVES:  # most values: inlined, a call per leaf is half of indexing
+                piece = f"{k} {str(v)[:MAX_VALUE_CHARS]}" if k else str(v)[:MAX_VALUE_CHARS]
+                parts.append(piece)
+                budget -= len(piece) + 1
+            elif v is not None:
+                budget = flatten(v, keys, parts, k, budget)
             if budget <= 0:
                 break
     elif isinstance(value, list):

@@ -85,10 +85,11 @@ def test_extract_formats_bench_contract(tmp_path):
 @pytest.mark.slow
 def test_end_to_end_bench_contract(tmp_path, subprocess_env):
     api = subprocess_env["PREFECT_API_URL"]
-    res = run_bench("end_to_end.py", "--files", "60", "--corpus", str(tmp_path / "corpus"), "--api-url", api,
-                    env=subprocess_env, timeout=400)
+    res = run_bench("end_to_end.py", "--files", "60", "--repeat", "1", "--corpus", str(tmp_path / "corpus"),
+                    "--api-url", api, env=subprocess_env, timeout=400)
     assert res["files"] == 60
     assert res["validated"] is True  # every pipeline run's output passed the contract validator
     for key in ("overhead_ratio", "speedup_2_workers", "plain_loop_s", "pipeline_1_worker_s", "pipeline_2_workers_s"):
         assert key in res, key
     assert res["speedup_2_workers"] > 0 and res["plain_loop_s"] > 0
+    assert res["parallel_ceiling"] > 0 and len(res["all_runs_s"]["plain_x2"]) == 1

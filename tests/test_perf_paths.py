@@ -77,3 +77,99 @@ def test_columnar_grouping_equals_row_grouping(tmp_path, grouper):
     slow = _group_rows(spool, str(tmp_path / "slow.parquet"), fn, registry)
     assert fast == slow
     assert pq.read_table(tmp_path / "fast.parquet").equals(pq.read_table(tmp_path / "slow.parquet"))
+
+
+def test_sniffed_widths_match_the_csv_reader():
+    """Counting delimiters (the fast path) gives the CSV reader's field count on every line."""
+    from extractors.tabular import DELIMITERS, _fields, _widths
+
+    rng = random.Random(11)
+    alphabet = 'ab1 ,;\t|"x.\\'
+    lines = [ln for ln in ("".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 30)))
+                           for _ in range(5000)) if ln.strip()]
+    lines += ['a,"b,c",d', '"x"', 'a;"b;""c";d', "1 2  3", "\x00a,b"]
+    quotes = [ln.count('"') for ln in lines]
+    for delim in DELIMITERS:
+        reference = [None if q % 2 else len(_fields(ln, delim)) for ln, q in zip(lines, quotes, strict=True)]
+        assert _widths(lines, quotes, delim) == reference, delim
+
+
+def _reference_flatten(value, keys, parts, key="", budget=32_000):
+    """The search text's plain recursive definition, one call per value."""
+    if budget <= 0:
+        return budget
+    if isinstance(value, dict):
+        for k, v in value.items():
+            keys.setdefault(str(k), None)
+            budget = _reference_flatten(v, keys, parts, str(k), budget)
+            if budget <= 0:
+                break
+    elif isinstance(value, list):
+        items = value[:100]
+        if items and all(not isinstance(v, dict | list) for v in items):
+            piece = " ".join([key, *((str(v).lower() if isinstance(v, bool) else str(v))[:500]
+                                     for v in items if v is not None)]).strip()
+            parts.append(piece)
+            budget -= len(piece) + 1
+        else:
+            for v in items:
+                budget = _reference_flatten(v, keys, parts, key, budget)
+                if budget <= 0:
+                    break
+    elif value is not None:
+        text = (str(value).lower() if isinstance(value, bool) else str(value))[:500]
+        piece = f"{key} {text}" if key else text
+        parts.append(piece)
+        budget -= len(piece) + 1
+    return budget
+
+
+def test_search_text_fast_path_matches_the_plain_recursion():
+    from tasks.search_text import flatten
+
+    rng = random.Random(5)
+
+    def value(depth):
+        kind = rng.randrange(9 if depth < 4 else 6)
+        if kind == 0:
+            return None
+        if kind == 1:
+            return rng.choice([True, False])
+        if kind == 2:
+            return rng.randrange(-10**6, 10**6)
+        if kind == 3:
+            return rng.random() * 1e3
+        if kind in (4, 5):
+            return "".join(rng.choice("ab é_") for _ in range(rng.randrange(0, 700)))
+        if kind == 6:  # long lists only one level above the leaves, so documents stay small
+            return [value(depth + 1 if depth < 3 else 5) for _ in range(rng.randrange(0, 120 if depth >= 3 else 6))]
+        keys = ["", "name", "k", "mean", "x"]
+        return {rng.choice(keys) + str(i): value(depth + 1) for i in range(rng.randrange(0, 8))}
+
+    for budget in (32_000, 300):
+        for _ in range(300):
+            doc = {"metadata": value(0), "": value(1)}
+            got_keys: dict[str, None] = {}
+            got: list[str] = []
+            want_keys: dict[str, None] = {}
+            want: list[str] = []
+            assert flatten(doc, got_keys, got, "", budget) == _reference_flatten(doc, want_keys, want, "", budget)
+            assert (got, got_keys) == (want, want_keys)
+
+
+def _imported(module: str) -> bool:
+    import sys
+
+    return module in sys.modules
+
+
+def test_local_workers_start_with_the_extractor_stack_imported():
+    """Workers fork from a server that imported pandas and the extractors once (not once per worker)."""
+    from tasks.executors import ExecutorSpec, ExtractionPool
+
+    pool = ExtractionPool(ExecutorSpec(workers=1))
+    try:
+        assert pool.submit(_imported, "pandas").result(timeout=120)
+        assert pool.submit(_imported, "extractors.builtins").result(timeout=120)
+    finally:
+        pool.close()

@@ -45,6 +45,10 @@ def check_args(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_args(args)
+    if args.executor == "local":
+        from tasks.executors import start_worker_server
+
+        start_worker_server()  # the workers' imports run beside Prefect's, on the other core
     from flows.progress import make_display, print_summary, quiet_prefect_console
 
     if not args.verbose:
