@@ -29,6 +29,11 @@ each kind once (alternating their order) and the best of the rounds is compared.
 overhead_ratio = (pipeline --workers 1 - plain loop) / plain loop  (target <= 0.10)
 speedup_2_workers = pipeline --workers 1 / pipeline --workers 2  (target >= 1.7)
 parallel_ceiling = plain loop / plain loop x 2
+
+and where the difference comes from: fixed_s_* (a run's seconds outside its xtract stage: start,
+imports, Prefect's flow and task runs, crawl, sink, index, report), per_file_overhead_ratio (the
+xtract stage against the plain loop's loop alone: the part that grows with the files), and
+xtract_stage_speedup_2_workers.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ def plain_loop(root: str, part: int = 0, parts: int = 1) -> dict[str, Any]:
     from extractors.registry import default_registry
 
     registry = default_registry()
+    started = time.perf_counter()
     results: list[Any] = []
     errors = 0
     seen = -1
@@ -80,7 +86,7 @@ def plain_loop(root: str, part: int = 0, parts: int = 1) -> dict[str, Any]:
             except Exception as exc:  # noqa: BLE001 - a bad file is a result, as in the pipeline
                 results.append({"error": f"{type(exc).__name__}: {exc}"})
                 errors += 1
-    return {"files": len(results), "errors": errors}
+    return {"files": len(results), "errors": errors, "loop_s": time.perf_counter() - started}
 
 
 def _free_port() -> int:
@@ -173,7 +179,8 @@ def run_pipeline(corpus: str, workers: int, env: dict[str, str], work: str, tag:
     secs, stdout, cpu = timed([sys.executable, "-m", "flows.cli", "run", corpus, "--metadata-dir", out_dir,
                                "--workers", str(workers), "--json"], env)
     summary = json.loads(stdout.strip().splitlines()[-1])
-    return {"seconds": secs, "cpu": cpu, "flow_seconds": summary["seconds"], "out": out_dir, "summary": summary}
+    return {"seconds": secs, "cpu": cpu, "flow_seconds": summary["seconds"], "stages": summary["stage_seconds"],
+            "out": out_dir, "summary": summary}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         plain: list[float] = []
         plain_cpu: list[float] = []
         plain2: list[float] = []
+        plain_loop_only: list[float] = []  # the loop alone, without interpreter start and imports
         w1: list[dict[str, Any]] = []
         w2: list[dict[str, Any]] = []
         for i in range(args.repeat):
@@ -224,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                     counted = json.loads(stdout.strip().splitlines()[-1])
                     assert counted["files"] == tree["files"], counted
                     plain.append(secs)
+                    plain_loop_only.append(counted["loop_s"])
                     plain_cpu.append(cpu)
                     print(f"round {i} plain: {secs:.2f}s wall, {cpu:.2f}s cpu", file=sys.stderr)
                 else:
@@ -255,6 +264,14 @@ def main(argv: list[str] | None = None) -> int:
         "flow_1_worker_s": best_w1["flow_seconds"], "flow_2_workers_s": best_w2["flow_seconds"],
         "server_start_s": round(server_s, 1),
         "plain_loop_x2_s": round(min(plain2), 2),
+        # Decomposition: what each run pays once (start, imports, Prefect's flow and task runs, the stages
+        # around extraction) and what grows with the files (the xtract stage against the plain loop's loop).
+        "fixed_s_1_worker": round(best_w1["seconds"] - best_w1["stages"]["xtract"], 2),
+        "fixed_s_2_workers": round(best_w2["seconds"] - best_w2["stages"]["xtract"], 2),
+        "per_file_overhead_ratio": round((min(r["stages"]["xtract"] for r in w1) - min(plain_loop_only))
+                                         / min(plain_loop_only), 3),
+        "xtract_stage_speedup_2_workers": round(min(r["stages"]["xtract"] for r in w1)
+                                                / min(r["stages"]["xtract"] for r in w2), 3),
         "overhead_ratio": round((best_w1["seconds"] - best_plain) / best_plain, 3),
         "cpu_overhead_ratio": round((min(r["cpu"] for r in w1) - min(plain_cpu)) / min(plain_cpu), 3),
         "plain_loop_cpu_s": round(min(plain_cpu), 2), "pipeline_1_worker_cpu_s": round(min(r["cpu"] for r in w1), 2),

@@ -11,6 +11,8 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal, get_type_hints
 
 from prefect import flow, get_run_logger
@@ -36,6 +38,21 @@ from xtract_blocks.endpoint import Grouper
 ExecutorKind = Literal["local", "dask", "globus-compute"]
 #: "crawl" stops after crawl+group (the seed's crawl()); "xtract" reuses that crawl's spool (the seed's xtract()).
 Stage = Literal["all", "crawl", "xtract"]
+
+
+class StageClock:
+    """Wall seconds per stage, for the summary: where a run's time went, without reading its logs."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = round(time.perf_counter() - started, 3)
 
 
 class EndpointConfigError(ValueError):
@@ -129,11 +146,14 @@ def xtract_endpoint(
     if executor == "local" and stage != "crawl":
         start_worker_server()  # workers' imports overlap the crawl
 
-    if stage == "xtract":  # extraction of an earlier crawl: its spool is the file list
-        crawled = crawl_spool_totals(layout["crawl_spool"])
-    else:
-        crawled = crawl(ep, layout["crawl_spool"], endpoint_name=name)
-    grouped = group(layout["crawl_spool"], layout["groups_spool"], ep.grouper, endpoint_name=name)
+    clock = StageClock()
+    with clock("crawl"):
+        if stage == "xtract":  # extraction of an earlier crawl: its spool is the file list
+            crawled = crawl_spool_totals(layout["crawl_spool"])
+        else:
+            crawled = crawl(ep, layout["crawl_spool"], endpoint_name=name)
+    with clock("group"):
+        grouped = group(layout["crawl_spool"], layout["groups_spool"], ep.grouper, endpoint_name=name)
     if stage != "xtract":
         publish_crawl_status(name, run_id, crawled, grouped["groups"])
     if stage == "crawl":
@@ -156,13 +176,17 @@ def xtract_endpoint(
     # The report needs pandas (~0.4 s to import): imported while the workers extract, not after them.
     threading.Thread(target=importlib.import_module, args=("flows.report.publish",), daemon=True,
                      name="xtract-import-report").start()
-    counters = xtract(layout["groups_spool"], out, run_id, spec, total_groups=grouped["groups"],
-                      endpoint_name=name, batch_size=batch_size, limit_s=time_limit_s)
-    sunk = sink(out, run_id, endpoint_name=name)
-    update_search_index(out, endpoint_name=name)
-    from flows.report.publish import publish_run_report
+    with clock("xtract"):
+        counters = xtract(layout["groups_spool"], out, run_id, spec, total_groups=grouped["groups"],
+                          endpoint_name=name, batch_size=batch_size, limit_s=time_limit_s)
+    with clock("sink"):
+        sunk = sink(out, run_id, endpoint_name=name)
+    with clock("search_index"):
+        update_search_index(out, endpoint_name=name)
+    with clock("report"):
+        from flows.report.publish import publish_run_report
 
-    report_path = publish_run_report(name, out)  # OUT/report.html + artifacts; before any offload moves OUT
+        report_path = publish_run_report(name, out)  # OUT/report.html + artifacts; before any offload moves OUT
 
     counts = sunk["counts"]
     summary: dict[str, Any] = {
@@ -191,6 +215,7 @@ def xtract_endpoint(
     elif dest_path:
         summary["offload_path"] = offload({name: out}, dest_path, delete_source=delete_source)["path"]
     summary["seconds"] = round(time.perf_counter() - started, 3)
+    summary["stage_seconds"] = clock.seconds
     publish_summary(name, summary, sunk["by_extractor"])
     message = (f"{summary['files_crawled']} files in {summary['groups']} groups: {summary['extracted']} extracted, "
                f"{summary['failed']} failed, {summary['unknown']} unknown, {summary['skipped']} skipped")

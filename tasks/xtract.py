@@ -336,7 +336,7 @@ def xtract(groups_spool: str, out_dir: str, run_id: str, spec: ExecutorSpec, *, 
     size = batch_size or max(1, min(200, total_groups // (workers * 8) or 1))
     counters = XtractCounters(groups_total=total_groups)
     reporter = ProgressReporter(endpoint_name, total_groups)
-    sync_search = SyncWhileRunning(out_dir)  # overlaps most of the search indexing with extraction
+    sync_search = SyncWhileRunning(out_dir, min_interval_s=3.0)  # most indexing overlaps extraction
 
     def on_progress(c: XtractCounters) -> None:
         reporter(c)

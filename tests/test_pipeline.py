@@ -119,6 +119,9 @@ def test_cli_subprocess_json(tmp_path, xtract_bin, subprocess_env):
     assert {"files_crawled", "bytes_crawled", "groups", "extracted", "failed", "unknown", "skipped",
             "metadata_dir", "flow_run_id", "seconds"} <= set(summary)
     assert summary["files_crawled"] == 6 and summary["failed"] == 1
+    stages = summary["stage_seconds"]  # where the time went, stage by stage
+    assert set(stages) == {"crawl", "group", "xtract", "sink", "search_index", "report"}
+    assert all(v >= 0 for v in stages.values()) and sum(stages.values()) <= summary["seconds"]
     check_contract(out, expected_files=6)
 
 

@@ -72,6 +72,6 @@ def run(args: argparse.Namespace) -> int:
     print_summary(summary, display)
     if args.json:
         keys = ("files_crawled", "bytes_crawled", "groups", "extracted", "failed", "unknown", "skipped",
-                "metadata_dir", "flow_run_id", "seconds")
+                "metadata_dir", "flow_run_id", "seconds", "stage_seconds")
         print(json.dumps({k: summary[k] for k in keys}))
     return 0
