@@ -32,8 +32,10 @@ parallel_ceiling = plain loop / plain loop x 2
 
 and where the difference comes from: fixed_s_* (a run's seconds outside its xtract stage: start,
 imports, Prefect's flow and task runs, crawl, sink, index, report), per_file_overhead_ratio (the
-xtract stage against the plain loop's loop alone: the part that grows with the files), and
-xtract_stage_speedup_2_workers.
+xtract stage against the plain loop's loop alone: the part that grows with the files),
+xtract_stage_speedup_2_workers, and speedup_bound = w1 / (fixed_s_1_worker + xtract_w1 /
+parallel_ceiling): what 2 workers could reach if nothing but the extraction were parallel and it
+gained exactly what two plain loops gain here.
 """
 
 from __future__ import annotations
@@ -272,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
                                          / min(plain_loop_only), 3),
         "xtract_stage_speedup_2_workers": round(min(r["stages"]["xtract"] for r in w1)
                                                 / min(r["stages"]["xtract"] for r in w2), 3),
+        # Amdahl: a perfect pipeline keeps the 1-worker fixed seconds and speeds the xtract stage up by the
+        # machine's own two-process gain, no more.
+        "speedup_bound": round(best_w1["seconds"] / (best_w1["seconds"] - best_w1["stages"]["xtract"]
+                                                     + best_w1["stages"]["xtract"] * min(plain2) / best_plain), 3),
         "overhead_ratio": round((best_w1["seconds"] - best_plain) / best_plain, 3),
         "cpu_overhead_ratio": round((min(r["cpu"] for r in w1) - min(plain_cpu)) / min(plain_cpu), 3),
         "plain_loop_cpu_s": round(min(plain_cpu), 2), "pipeline_1_worker_cpu_s": round(min(r["cpu"] for r in w1), 2),

@@ -93,3 +93,4 @@ def test_end_to_end_bench_contract(tmp_path, subprocess_env):
         assert key in res, key
     assert res["speedup_2_workers"] > 0 and res["plain_loop_s"] > 0
     assert res["parallel_ceiling"] > 0 and len(res["all_runs_s"]["plain_x2"]) == 1
+    assert res["speedup_bound"] > 0 and res["fixed_s_1_worker"] > 0
