@@ -38,7 +38,7 @@ def flatten(value: Any, keys: dict[str, None], parts: list[str], key: str = "", 
         for k, v in value.items():
             k = str(k)
             keys.setdefault(k, None)
-            if type(v) in _PLAIN_LEAVES:  # most values: inlined, a call per leaf is half of indexing
+            if type(v) in _PLAIN_LEAVES:  # most values: inlined, a call per leaf was most of flatten's time
                 piece = f"{k} {str(v)[:MAX_VALUE_CHARS]}" if k else str(v)[:MAX_VALUE_CHARS]
                 parts.append(piece)
                 budget -= len(piece) + 1
