@@ -13,16 +13,32 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 class GroupTimeout(Exception):
     """A group ran past its time limit."""
 
 
-def init_worker(memory_limit_mb: int | None = None) -> None:
-    """Process-pool initializer: cap the address space, no core dumps, ignore Ctrl-C."""
+def init_worker(memory_limit_mb: int | None = None, parent: dict[str, Any] | None = None) -> None:
+    """Process-pool initializer: cap the address space, no core dumps, ignore Ctrl-C.
+
+    ``parent`` (umask, environ, file-size limit) is what the flow process had when the pool
+    started: a worker forked from a fork server would otherwise keep the server's, from when the
+    server started, where a spawned worker inherits the flow process's own.
+    """
+    import os
     import resource
 
+    if parent is not None:
+        os.umask(parent["umask"])
+        if dict(os.environ) != parent["environ"]:
+            os.environ.clear()
+            os.environ.update(parent["environ"])
+        try:
+            resource.setrlimit(resource.RLIMIT_FSIZE, parent["fsize"])
+        except (ValueError, OSError):  # above our hard limit: keep the stricter one
+            pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # a file-size limit must fail a write with EFBIG, not kill the worker
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from multiprocessing.context import BaseContext
 from typing import Any
 
+from extractors.batch import current_umask
 from extractors.limits import init_worker
 
 #: Imported once by the fork server: what nearly every run needs (tables). Importing it costs a
@@ -33,6 +34,15 @@ def worker_context() -> BaseContext:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(WORKER_PRELOAD)  # takes effect when the server starts; idempotent
     return ctx
+
+
+def parent_context() -> dict[str, Any]:
+    """What workers must share with this process now (umask, environment, file-size limit), handed to
+    ``init_worker``: forked from the fork server, they would otherwise keep the server's."""
+    import resource
+
+    return {"umask": current_umask(), "environ": dict(os.environ),
+            "fsize": resource.getrlimit(resource.RLIMIT_FSIZE)}
 
 
 def start_worker_server() -> None:
@@ -72,7 +82,7 @@ class ExtractionPool:
             max_workers=self.spec.resolved_workers(),
             mp_context=worker_context(),
             initializer=init_worker,
-            initargs=(self.spec.memory_limit_mb,),
+            initargs=(self.spec.memory_limit_mb, parent_context()),
         )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:

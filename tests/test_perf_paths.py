@@ -173,3 +173,33 @@ def test_local_workers_start_with_the_extractor_stack_imported():
         assert pool.submit(_imported, "extractors.builtins").result(timeout=120)
     finally:
         pool.close()
+
+
+def _process_facts() -> tuple[int, str | None, int]:
+    import resource
+
+    from extractors.batch import current_umask
+
+    return current_umask(), os.environ.get("XTRACT_TEST_MARK"), resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+
+
+def test_forked_workers_take_this_process_umask_environment_and_file_limit(monkeypatch):
+    """What a spawned worker would inherit now, not what the fork server had when it started."""
+    import resource
+
+    from tasks.executors import ExecutorSpec, ExtractionPool, start_worker_server
+
+    start_worker_server()  # already running in most sessions: started before the changes below
+    monkeypatch.setenv("XTRACT_TEST_MARK", "set-after-the-server-started")
+    old_umask = os.umask(0o027)
+    old_fsize = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (50_000_000, old_fsize[1]))
+    try:
+        pool = ExtractionPool(ExecutorSpec(workers=1))
+    finally:
+        os.umask(old_umask)
+        resource.setrlimit(resource.RLIMIT_FSIZE, old_fsize)
+    try:
+        assert pool.submit(_process_facts).result(timeout=120) == (0o027, "set-after-the-server-started", 50_000_000)
+    finally:
+        pool.close()
