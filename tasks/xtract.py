@@ -114,7 +114,8 @@ class ExtractionRun:
                  counters: XtractCounters | None = None,
                  on_progress: Callable[[XtractCounters], None] | None = None,
                  progress_every_s: float = 2.0, grace_s: float = GRACE_S, poll_s: float = 1.0,
-                 workers_write: bool = True) -> None:
+                 workers_write: bool = True,
+                 on_record: Callable[[list[dict[str, Any]], str], None] | None = None) -> None:
         self.pool = pool
         #: False: workers return documents and this process writes them (it has a core to spare)
         self.workers_write = workers_write
@@ -126,6 +127,8 @@ class ExtractionRun:
         self.max_retries = max_retries
         self.counters = counters or XtractCounters()
         self.on_progress = on_progress
+        #: told of every batch of results once the journal holds it (the search index follows it)
+        self.on_record = on_record
         self.progress_every_s = progress_every_s
         self.grace_s = grace_s
         self.poll_s = poll_s
@@ -211,6 +214,8 @@ class ExtractionRun:
                 raise MetadataWriteError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: cannot write the journal ({exc})",
                                          self.state.path) from exc
             raise
+        if self.on_record is not None:
+            self.on_record(results, self.run_id)
 
     def _take(self, fut: Future[Any]) -> Batch:
         batch = self.in_flight.pop(fut)
@@ -336,7 +341,7 @@ def xtract(groups_spool: str, out_dir: str, run_id: str, spec: ExecutorSpec, *, 
     size = batch_size or max(1, min(200, total_groups // (workers * 8) or 1))
     counters = XtractCounters(groups_total=total_groups)
     reporter = ProgressReporter(endpoint_name, total_groups)
-    sync_search = SyncWhileRunning(out_dir, min_interval_s=3.0)  # most indexing overlaps extraction
+    sync_search = SyncWhileRunning(out_dir)  # most indexing overlaps extraction
 
     def on_progress(c: XtractCounters) -> None:
         reporter(c)
@@ -349,7 +354,8 @@ def xtract(groups_spool: str, out_dir: str, run_id: str, spec: ExecutorSpec, *, 
         # core to spare, the flow process writes the documents while the workers extract the next batch.
         spare_core = spec.kind == "local" and workers < (os.cpu_count() or 1)
         run = ExtractionRun(pool, state, run_id, out_dir, limit_s=limit_s, max_retries=max_retries,
-                            counters=counters, on_progress=on_progress, workers_write=not spare_core)
+                            counters=counters, on_progress=on_progress, workers_write=not spare_core,
+                            on_record=sync_search.note)
         todo = skip_done(iter_groups(groups_spool), state, run_id, counters)
         run.run(make_batches(todo, max_groups=size), max_in_flight=workers * 2)
     finally:

@@ -101,10 +101,11 @@ def fault_file(path: pathlib.Path, behaviour: str) -> pathlib.Path:
 def run_pipeline(root: pathlib.Path, out: pathlib.Path, *, workers: int = 2, batch: int = 3,
                  limit_s: float | None = 5.0, memory_mb: int | None = 1024, grace_s: float = 3.0,
                  max_retries: int = 1, grouper: str = "file_is_group",
-                 between: Callable[[], None] | None = None) -> tuple[ExtractionRun, dict[str, Any]]:
+                 between: Callable[[], None] | None = None, **run_options: Any) -> tuple[ExtractionRun, dict[str, Any]]:
     """crawl -> group -> ExtractionRun on a real process pool -> sink, without a flow around it.
 
-    ``between`` runs after the crawl and before extraction (to change the files under it).
+    ``between`` runs after the crawl and before extraction (to change the files under it);
+    ``run_options`` go to ExtractionRun (hooks such as ``on_record``).
     """
     layout = metadata_layout(str(out))
     crawl_to_spool(LocalCrawler(), [str(root)], layout["crawl_spool"])
@@ -117,7 +118,7 @@ def run_pipeline(root: pathlib.Path, out: pathlib.Path, *, workers: int = 2, bat
     pool = ExtractionPool(ExecutorSpec(workers=workers, memory_limit_mb=memory_mb))
     try:
         run = ExtractionRun(pool, state, run_id, str(out), limit_s=limit_s, max_retries=max_retries,
-                            grace_s=grace_s, poll_s=0.2)
+                            grace_s=grace_s, poll_s=0.2, **run_options)
         todo = skip_done(iter_groups(layout["groups_spool"]), state, run_id, run.counters)
         run.run(make_batches(todo, max_groups=batch), max_in_flight=workers * 2)
     finally:

@@ -128,6 +128,34 @@ def test_rerun_updates_only_what_changed_and_drops_what_left(tmp_path: pathlib.P
     assert search("name=tasmax", str(out))[0].path.endswith("model_c.nc")
 
 
+def test_batches_are_indexed_as_they_are_journalled_without_a_full_merge(tmp_path: pathlib.Path) -> None:
+    """The run's mid-run indexing covers exactly what the final full merge would have indexed."""
+    from tasks.search import SyncWhileRunning
+    from tests.reliability_plugin import run_pipeline
+
+    root, out = tmp_path / "repo", tmp_path / "out"
+    _corpus(root)
+    for i in range(12):
+        (root / "more" / f"t{i}.csv").parent.mkdir(parents=True, exist_ok=True)
+        (root / "more" / f"t{i}.csv").write_text(f"reading_{i},site\n{i},alpha\n")
+    indexed_mid_run: list[int] = []
+
+    def on_progress(_counters: object) -> None:
+        sync()
+        if sync.syncs:
+            with SearchIndex(index_path(str(out))) as index:
+                indexed_mid_run.append(index.count())
+
+    sync = SyncWhileRunning(str(out), min_interval_s=0)
+    run, _ = run_pipeline(root, out, workers=1, batch=3, on_record=sync.note, on_progress=on_progress,
+                          progress_every_s=0)
+    assert run.counters.fx_success == 17 and sync.syncs >= 2 and sync.pending == []
+    assert indexed_mid_run and indexed_mid_run[-1] == 17  # all of it before any full sync ran
+    assert update_index(str(out)).groups_indexed == 0  # the full merge finds nothing left to do
+    assert search("reading_7", str(out))[0].path.endswith("t7.csv")
+    assert search("name=tas", str(out))[0].path.endswith("model_a.nc")
+
+
 def test_a_lost_index_is_rebuilt_on_demand_and_a_missed_sync_heals(metadata) -> None:
     _, out = metadata
     for suffix in ("", "-wal", "-shm"):
