@@ -20,6 +20,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from extractors.registry import AMBIGUOUS_EXTENSIONS, Registry, default_registry
+from tasks.arrow_columns import column, strings
 from tasks.records import GROUP_SCHEMA, SpoolWriter, iter_spool, iter_spool_batches
 
 Row = dict[str, Any]
@@ -124,9 +125,9 @@ class _ExtensionTable:
         uniq = pc.unique(extensions)
         facts = [self._facts(e) for e in uniq.to_pylist()]
         idx = pc.index_in(extensions, value_set=uniq)
-        mimes = pa.array([f[0] for f in facts], pa.string()).take(idx)
-        names = pa.array([f[1] for f in facts], pa.string()).take(idx)
-        keys = [facts[i][2] for i in idx.to_numpy(zero_copy_only=False)]
+        mimes = strings([f[0] for f in facts]).take(idx)
+        names = strings([f[1] for f in facts]).take(idx)
+        keys = [facts[i][2] for i in idx.to_pylist()]  # not to_numpy(): it imports pandas
         return mimes, names, keys
 
     def _facts(self, ext: str | None) -> tuple[str | None, str | None, str]:
@@ -145,7 +146,7 @@ def _iter_directory_chunks(spool_path: str, batch_rows: int = 8192) -> Iterator[
     for rb in iter_spool_batches(spool_path, batch_rows):
         table = pa.Table.from_batches([rb]) if carry is None else pa.concat_tables([carry, pa.Table.from_batches([rb])])
         dirs = pc.replace_substring_regex(table.column("path"), r"/[^/]*$", "")
-        same = pc.equal(dirs, dirs[-1]).to_numpy(zero_copy_only=False)
+        same = pc.equal(dirs, dirs[-1]).to_pylist()
         cut = len(same)
         while cut > 0 and same[cut - 1]:
             cut -= 1
@@ -179,7 +180,7 @@ def _group_columnar(crawl_spool: str, groups_spool: str, key_kind: str, registry
                 n_groups += len(paths)
             else:
                 group_keys = dirs if key_kind == "dir" else pc.binary_join_element_wise(
-                    dirs, _stems(rb.column("path")), "/")
+                    dirs, _stems(rb.column("path")), strings(["/"])[0])  # a str separator imports pandas
                 members: dict[str, list[int]] = {}
                 for i, k in enumerate(group_keys.to_pylist()):
                     members.setdefault(k, []).append(i)
@@ -204,12 +205,12 @@ def _group_columnar(crawl_spool: str, groups_spool: str, key_kind: str, registry
                     fps.extend([fp] * len(rows))
                 n_groups += len(members)
             out = pa.record_batch([
-                pa.array(gids, pa.string()), pa.array(fps, pa.string()),
+                strings(gids), strings(fps),
                 rb.column("path"), rb.column("size"), rb.column("mtime"), rb.column("extension"),
                 mimes, names, rb.column("endpoint"),
             ], schema=GROUP_SCHEMA)
             if order is not None:  # group members together, groups in order of first appearance
-                take = pa.array(order, pa.int64())
+                take = column(order, pa.int64())
                 out = pa.record_batch([out.column(0), out.column(1)] + [out.column(i).take(take) for i in range(2, 9)],
                                       schema=GROUP_SCHEMA)
             spool.write_batch(out)

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from extractors.fspath import to_text
+from tasks.arrow_columns import column, record_batch, strings
 
 
 class FileRecord(NamedTuple):
@@ -71,15 +72,16 @@ def path_extensions(paths: pa.Array) -> pa.Array:
     lower = pc.utf8_lower(paths)
     compound = pc.struct_field(pc.extract_regex(lower, _COMPOUND_EXT), [0])
     simple = pc.struct_field(pc.extract_regex(lower, _SIMPLE_EXT), [0])
-    ext = pc.coalesce(compound, simple, pa.scalar("", pa.string()))
+    empty = strings([""])[0]  # not pa.scalar(""): that imports pandas (tasks/arrow_columns.py)
+    ext = pc.coalesce(compound, simple, empty)
     hidden = pc.match_substring_regex(lower, _HIDDEN_NO_EXT)
-    return pc.if_else(hidden, pa.scalar("", pa.string()), ext)
+    return pc.if_else(hidden, empty, ext)
 
 
 def permission_strings(modes: pa.Array) -> pa.Array:
     """``stat.filemode`` of an int array of st_mode values, computed once per distinct mode."""
     uniq = pc.unique(modes)
-    names = pa.array([stat.filemode(m) for m in uniq.to_pylist()], pa.string())
+    names = strings([stat.filemode(m) for m in uniq.to_pylist()])
     return names.take(pc.index_in(modes, value_set=uniq))
 
 
@@ -87,17 +89,16 @@ def crawl_batch(paths: list[str], sizes: list[int], mtimes: list[float], modes: 
                 endpoint: str) -> pa.RecordBatch:
     """A CRAWL_SCHEMA record batch from a crawler's column lists (extension and permissions derived here)."""
     try:
-        path_arr = pa.array(paths, pa.string())
+        path_arr = strings(paths)
     except UnicodeEncodeError:  # names that are not UTF-8: stored as text, see extractors/fspath.py
-        path_arr = pa.array([to_text(p) for p in paths], pa.string())
-    n = len(paths)
+        path_arr = strings([to_text(p) for p in paths])
     return pa.record_batch([
         path_arr,
-        pa.array(sizes, pa.int64()),
-        pa.array(mtimes, pa.float64()),
+        column(sizes, pa.int64()),
+        column(mtimes, pa.float64()),
         path_extensions(path_arr),
-        pa.array([endpoint], pa.string()).take(pa.array([0] * n, pa.int32())) if n else pa.array([], pa.string()),
-        permission_strings(pa.array(modes, pa.int64())),
+        strings([endpoint]).take(column([0] * len(paths), pa.int32())),
+        permission_strings(column(modes, pa.int64())),
     ], schema=CRAWL_SCHEMA)
 
 
@@ -115,7 +116,7 @@ class SpoolWriter:
     def write_columns(self, columns: dict[str, list[Any]]) -> None:
         n = len(next(iter(columns.values()), []))
         if n:
-            self._writer.write_batch(pa.record_batch(columns, schema=self.schema))
+            self._writer.write_batch(record_batch(columns, self.schema))
             self.rows += n
 
     def write_batch(self, batch: pa.RecordBatch) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,10 +18,12 @@ import pytest
 
 from extractors.detect import split_extension
 from extractors.registry import default_registry
+from tasks.arrow_columns import column, record_batch, strings
 from tasks.crawl import LocalCrawler, crawl_to_spool
 from tasks.group import _VECTOR_KEYS, GROUPERS, _group_columnar, _group_rows
 from tasks.records import iter_spool, path_extensions, permission_strings
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRICKY = ["a/b/data.tar.gz", "x.CSV", ".bashrc", "noext", "v1.2.final.gz", "/d/.tar.gz", "/d/tar.gz", "/d.x/tar",
           "/d/a..gz", "/d/..foo", "/d/foo.", "/d/a.toolong.gz", "/d/a.b.ZST", "/d/é.Ünï", "/d/.x.y", "/d/a.b/c",
           "/d/a.tar.bz2", "/d/scan.hdr"]
@@ -37,6 +41,43 @@ def test_permission_strings():
     modes = [0o100644, 0o100755, 0o100644, 0o100600]
     assert permission_strings(pa.array(modes, pa.int64())).to_pylist() == [
         "-rw-r--r--", "-rwxr-xr-x", "-rw-r--r--", "-rw-------"]
+
+
+def test_buffer_built_arrays_equal_pa_array():
+    rng = random.Random(3)
+    texts = ["", "a", "é€😀", "x" * 300] + ["".join(rng.choice("ab/é.\0 ") for _ in range(rng.randrange(0, 9)))
+                                         for _ in range(2000)]
+    with_nulls = [None if rng.random() < 0.2 else t for t in texts] + [None] * 9
+    for values in (texts, with_nulls, [], [None], [None, "a"]):
+        got = strings(values)
+        got.validate(full=True)
+        assert got.equals(pa.array(values, pa.string())), values[:5]
+    for values, type_ in (([0, -1, 2**62, 7], pa.int64()), ([1.5, -0.0, 1e300, float("inf")], pa.float64()),
+                          ([0, 3, 2**31 - 1], pa.int32()), ([1, None], pa.int64()), ([True, False], pa.bool_())):
+        assert column(values, type_).equals(pa.array(values, type_))
+    schema = pa.schema([("p", pa.string()), ("n", pa.int64())])
+    assert record_batch({"p": ["a", None], "n": [1, 2]}, schema).equals(
+        pa.record_batch({"p": ["a", None], "n": [1, 2]}, schema=schema))
+    with pytest.raises(UnicodeEncodeError):  # not UTF-8: the crawl stores such names as text (extractors/fspath.py)
+        strings(["ok", "bad\udcff"])
+
+
+def test_crawl_and_group_leave_pandas_unimported(tmp_path):
+    """pyarrow imports pandas on its first list conversion (0.3-0.5 s): the flow process must not pay it
+    before extraction starts (tasks/arrow_columns.py)."""
+    _tree(tmp_path / "t")
+    code = f"""
+import sys
+from tasks.crawl import LocalCrawler, crawl_to_spool
+from tasks.group import GROUPERS, group_spool, iter_groups
+crawl_to_spool(LocalCrawler(), [{str(tmp_path / "t")!r}], {str(tmp_path / "c.parquet")!r})
+for name in sorted(GROUPERS):
+    group_spool({str(tmp_path / "c.parquet")!r}, {str(tmp_path / "g.parquet")!r}, name)
+    assert sum(1 for _ in iter_groups({str(tmp_path / "g.parquet")!r})) > 0
+print(sorted(m for m in sys.modules if m == "pandas" or m.startswith("pandas.")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
 
 
 def _tree(root):
