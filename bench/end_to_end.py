@@ -10,6 +10,11 @@ What is compared (each a fresh subprocess, timed from start to exit):
   CPU-bound processes gain on this machine (``parallel_ceiling``; shared caches, memory
   bandwidth and a virtual machine's neighbours keep it under 2): the bound for
   ``speedup_2_workers``.
+* Prefect floor: a process that imports Prefect and runs an empty flow of one task against the
+  same server (``prefect_floor_s``), beside a bare interpreter start (``python_start_s``): what
+  any Prefect flow run costs here before it does any work. ``prefect_floor_ratio`` =
+  (prefect_floor_s - python_start_s) / plain loop: the part of the overhead budget Prefect
+  itself takes.
 * pipeline: ``xtract run CORPUS -o OUT --workers N`` (the installed CLI code path):
   crawl, group, pool start, extraction in worker processes, one JSON document per
   group, the SQLite journal, index.parquet, Prefect task runs and artifacts.
@@ -89,6 +94,21 @@ def plain_loop(root: str, part: int = 0, parts: int = 1) -> dict[str, Any]:
                 results.append({"error": f"{type(exc).__name__}: {exc}"})
                 errors += 1
     return {"files": len(results), "errors": errors, "loop_s": time.perf_counter() - started}
+
+
+EMPTY_FLOW = """
+from prefect import flow, task
+
+@task
+def step() -> int:
+    return 1
+
+@flow(name="xtract-bench-empty")
+def empty() -> int:
+    return step()
+
+empty()
+"""
 
 
 def _free_port() -> int:
@@ -219,12 +239,19 @@ def main(argv: list[str] | None = None) -> int:
         plain_cpu: list[float] = []
         plain2: list[float] = []
         plain_loop_only: list[float] = []  # the loop alone, without interpreter start and imports
+        floor: list[float] = []
+        bare: list[float] = []
         w1: list[dict[str, Any]] = []
         w2: list[dict[str, Any]] = []
         for i in range(args.repeat):
-            order = ("plain", "plain2", "w1", "w2") if i % 2 == 0 else ("w2", "w1", "plain2", "plain")
+            order = ("plain", "plain2", "floor", "w1", "w2") if i % 2 == 0 else ("w2", "w1", "floor", "plain2", "plain")
             for what in order:
-                if what == "plain2":
+                if what == "floor":
+                    bare.append(timed([sys.executable, "-c", "pass"], env)[0])
+                    floor.append(timed([sys.executable, "-c", EMPTY_FLOW], env)[0])
+                    print(f"round {i} prefect floor: {floor[-1]:.2f}s wall (bare interpreter {bare[-1]:.2f}s)",
+                          file=sys.stderr)
+                elif what == "plain2":
                     secs, counted = plain_in_parallel(corpus, 2, env)
                     assert counted == tree["files"], counted
                     plain2.append(secs)
@@ -279,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_bound": round(best_w1["seconds"] / (best_w1["seconds"] - best_w1["stages"]["xtract"]
                                                      + best_w1["stages"]["xtract"] * min(plain2) / best_plain), 3),
         "overhead_ratio": round((best_w1["seconds"] - best_plain) / best_plain, 3),
+        "prefect_floor_s": round(min(floor), 2), "python_start_s": round(min(bare), 2),
+        "prefect_floor_ratio": round((min(floor) - min(bare)) / best_plain, 3),
         "cpu_overhead_ratio": round((min(r["cpu"] for r in w1) - min(plain_cpu)) / min(plain_cpu), 3),
         "plain_loop_cpu_s": round(min(plain_cpu), 2), "pipeline_1_worker_cpu_s": round(min(r["cpu"] for r in w1), 2),
         "validated": all(r.get("validated") for r in w1 + w2),

@@ -61,10 +61,10 @@ def build(db: str, n: int, chunk: int = 20_000) -> float:
         for start in range(0, n, chunk):
             with index.db:
                 index.db.execute("BEGIN")
-                for i in range(start, min(n, start + chunk)):
-                    row, md = synthetic(i, rng)
-                    index.add_files([row], {"metadata": md})
-                    index.db.execute("INSERT INTO groups VALUES (?,?,?)", (row[1], "fp", "bench"))
+                rows = (synthetic(i, rng) for i in range(start, min(n, start + chunk)))
+                items = [(row, {"metadata": md}) for row, md in rows]
+                index.add_files(items)
+                index.db.executemany("INSERT INTO groups VALUES (?,?,?)", [(row[1], "fp", "bench") for row, _ in items])
             if start and start % 200_000 == 0:
                 print(f"  {start:,} records, {start / (time.perf_counter() - started):,.0f}/s", flush=True)
         index.db.execute("INSERT INTO fts(fts) VALUES ('optimize')")

@@ -201,3 +201,20 @@ def test_broad_queries_rank_a_bounded_window_and_say_so(metadata) -> None:
         assert hits.windowed and len(hits) == 1
     full = search("pr", str(out), ext="nc")
     assert not full.windowed and len(full) == 2
+
+
+def test_bulk_indexing_replaces_moved_files_and_never_reuses_an_id(tmp_path) -> None:
+    def row(path: str, gid: str) -> tuple:
+        return (path, gid, 1, 1.0, "csv", "text/csv", "tabular", "ok", None)
+
+    with SearchIndex(str(tmp_path / "i.sqlite")) as index:
+        assert index.add_files([(row("/a.csv", "g1"), {"metadata": {"tabular": {"columns": ["alpha"]}}}),
+                                (row("/b.csv", "g1"), None)]) == 2
+        ids = [i for (i,) in index.db.execute("SELECT id FROM docs ORDER BY id")]
+        index.db.execute("DELETE FROM docs WHERE id=?", (ids[-1],))  # the newest id is free again
+        index.db.execute("DELETE FROM fts WHERE rowid=?", (ids[-1],))
+        # /a.csv moves to group g2 (listed twice: the last wins), with a new document
+        assert index.add_files([(row("/a.csv", "g2"), None), (row("/a.csv", "g2"), {"metadata": {"x": "beta"}})]) == 1
+        assert index.db.execute("SELECT group_id, id > ? FROM docs", (ids[-1],)).fetchall() == [("g2", 1)]
+        assert index.db.execute("SELECT count(*) FROM fts").fetchone() == (1,)
+        assert [h.path for h in index.search("beta")] == ["/a.csv"] and not index.search("alpha")
