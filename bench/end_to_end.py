@@ -32,6 +32,7 @@ Runs of one kind differ by 10-20 % here from minute to minute, so every round ru
 each kind once (alternating their order) and the best of the rounds is compared.
 
 overhead_ratio = (pipeline --workers 1 - plain loop) / plain loop  (target <= 0.10)
+prefect_floor_ratio = (prefect_floor_s - python_start_s) / plain loop  (Prefect's own share of it)
 speedup_2_workers = pipeline --workers 1 / pipeline --workers 2  (target >= 1.7)
 parallel_ceiling = plain loop / plain loop x 2
 
@@ -40,7 +41,9 @@ imports, Prefect's flow and task runs, crawl, sink, index, report), per_file_ove
 xtract stage against the plain loop's loop alone: the part that grows with the files),
 xtract_stage_speedup_2_workers, and speedup_bound = w1 / (fixed_s_1_worker + xtract_w1 /
 parallel_ceiling): what 2 workers could reach if nothing but the extraction were parallel and it
-gained exactly what two plain loops gain here.
+gained exactly what two plain loops gain here. speedup_bound_prefect_floor = (floor + plain loop) /
+(floor + plain loop x 2), floor = prefect_floor_s - python_start_s: what a pipeline costing nothing but
+Prefect's own per-run floor could reach.
 """
 
 from __future__ import annotations
@@ -308,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         "overhead_ratio": round((best_w1["seconds"] - best_plain) / best_plain, 3),
         "prefect_floor_s": round(min(floor), 2), "python_start_s": round(min(bare), 2),
         "prefect_floor_ratio": round((min(floor) - min(bare)) / best_plain, 3),
+        # the best any Prefect flow could do here: its floor plus the plain loop, run on 1 or on 2 processes
+        "speedup_bound_prefect_floor": round((min(floor) - min(bare) + best_plain)
+                                             / (min(floor) - min(bare) + min(plain2)), 3),
         "cpu_overhead_ratio": round((min(r["cpu"] for r in w1) - min(plain_cpu)) / min(plain_cpu), 3),
         "plain_loop_cpu_s": round(min(plain_cpu), 2), "pipeline_1_worker_cpu_s": round(min(r["cpu"] for r in w1), 2),
         "validated": all(r.get("validated") for r in w1 + w2),
