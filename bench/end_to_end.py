@@ -275,7 +275,10 @@ def main(argv: list[str] | None = None) -> int:
                     if not args.no_validate and os.path.exists(VALIDATOR):
                         timed([sys.executable, VALIDATOR, res["out"], "--files", str(tree["files"])], env)
                         res["validated"] = True
-                    shutil.rmtree(res["out"])
+                    # Kept until every run is timed: this VM's ext4 has no journal, and without one ext4
+                    # skips inodes freed in the last minutes when it allocates new ones, so creating files
+                    # soon after deleting many costs several times more (bench/RESULTS.md): removing one
+                    # run's 10k documents would tax the next run's writes, a cost of the benchmark's own making.
                     (w1 if n == 1 else w2).append(res)
                     print(f"round {i} workers {n}: {res['seconds']:.2f}s wall, {res['cpu']:.2f}s cpu", file=sys.stderr)
     finally:
