@@ -36,6 +36,11 @@ def strings(values: Sequence[str | None]) -> pa.Array:
                                  [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))], null_count=nulls)
 
 
+def string_scalar(value: str) -> pa.Scalar:
+    """A string scalar for compute kernels (``pa.scalar`` and plain ``str`` arguments probe pandas too)."""
+    return strings([value])[0]
+
+
 def column(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
     """An array of ``type_`` from a list; types without a buffer path go through ``pa.array``."""
     if type_ == pa.string():

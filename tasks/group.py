@@ -20,7 +20,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from extractors.registry import AMBIGUOUS_EXTENSIONS, Registry, default_registry
-from tasks.arrow_columns import column, strings
+from tasks.arrow_columns import column, string_scalar, strings
 from tasks.records import GROUP_SCHEMA, SpoolWriter, iter_spool, iter_spool_batches
 
 Row = dict[str, Any]
@@ -180,7 +180,7 @@ def _group_columnar(crawl_spool: str, groups_spool: str, key_kind: str, registry
                 n_groups += len(paths)
             else:
                 group_keys = dirs if key_kind == "dir" else pc.binary_join_element_wise(
-                    dirs, _stems(rb.column("path")), strings(["/"])[0])  # a str separator imports pandas
+                    dirs, _stems(rb.column("path")), string_scalar("/"))
                 members: dict[str, list[int]] = {}
                 for i, k in enumerate(group_keys.to_pylist()):
                     members.setdefault(k, []).append(i)

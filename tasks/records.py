@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from extractors.fspath import to_text
-from tasks.arrow_columns import column, record_batch, strings
+from tasks.arrow_columns import column, record_batch, string_scalar, strings
 
 
 class FileRecord(NamedTuple):
@@ -72,7 +72,7 @@ def path_extensions(paths: pa.Array) -> pa.Array:
     lower = pc.utf8_lower(paths)
     compound = pc.struct_field(pc.extract_regex(lower, _COMPOUND_EXT), [0])
     simple = pc.struct_field(pc.extract_regex(lower, _SIMPLE_EXT), [0])
-    empty = strings([""])[0]  # not pa.scalar(""): that imports pandas (tasks/arrow_columns.py)
+    empty = string_scalar("")
     ext = pc.coalesce(compound, simple, empty)
     hidden = pc.match_substring_regex(lower, _HIDDEN_NO_EXT)
     return pc.if_else(hidden, empty, ext)
