@@ -156,8 +156,8 @@ class SearchIndex:
         its group's document. A file indexed before (it moved to another group) is replaced.
 
         In bulk, because this runs in the flow process beside the workers for every file of a run: one
-        lookup per 500 paths and ``executemany`` instead of three statements per file (10k files: SQL
-        0.5 s -> 0.15 s of the flow's CPU).
+        lookup per 500 paths and ``executemany`` instead of three statements per file (a full sync of
+        10k files: 1.67-1.93 s -> 1.27-1.45 s, bench/RESULTS.md "Third pass").
         """
         latest = {row[0]: (row, doc) for row, doc in items}  # one row per path, the last one wins
         if not latest:
