@@ -97,7 +97,7 @@ def crawl_batch(paths: list[str], sizes: list[int], mtimes: list[float], modes: 
         column(sizes, pa.int64()),
         column(mtimes, pa.float64()),
         path_extensions(path_arr),
-        strings([endpoint]).take(column([0] * len(paths), pa.int32())),
+        pa.repeat(string_scalar(endpoint), len(paths)),
         permission_strings(column(modes, pa.int64())),
     ], schema=CRAWL_SCHEMA)
 
