@@ -106,7 +106,7 @@ class GlobusService:
         self.search = SearchState()
         self.clients: dict[str, str] = {}
         self.refresh_tokens: dict[str, tuple[str, str]] = {}
-        self.access_tokens: set[str] = set()
+        self.access_tokens: dict[str, str] = {}  # access token -> the client it was issued to
         self.faults: list[Fault] = []
         self.ls_latency_s = 0.0
         self.latency_s = 0.0
@@ -192,14 +192,17 @@ class GlobusService:
             scopes = [f"urn:globus:auth:scope:{owner[1]}:all"]
         else:
             return 400, {"error": "unsupported_grant_type"}
+        owner_id = cid if grant == "client_credentials" else owner[0]
+        by_rs: dict[str, list[str]] = {}
+        for scope in scopes:  # one token per resource server, as Globus Auth answers
+            by_rs.setdefault(_resource_server(scope), []).append(scope)
         tokens = []
-        for scope in scopes:
-            rs = scope.split(":")[4] if scope.startswith("urn:") else scope.split("/")[4]
+        for rs, rs_scopes in by_rs.items():
             access = f"at-{uuid.uuid4().hex}"
             with self.lock:
-                self.access_tokens.add(access)
-            tokens.append({"access_token": access, "scope": scope, "resource_server": rs, "expires_in": 172800,
-                           "token_type": "Bearer"})
+                self.access_tokens[access] = owner_id
+            tokens.append({"access_token": access, "scope": " ".join(rs_scopes), "resource_server": rs,
+                           "expires_in": 172800, "token_type": "Bearer"})
         if not tokens:
             return 400, {"error": "invalid_scope"}
         return 200, {**tokens[0], "other_tokens": tokens[1:]}
@@ -233,6 +236,11 @@ class GlobusService:
             authorized = bearer in self.access_tokens
         if not authorized:
             return 401, {"code": "AuthenticationFailed", "message": "Token is not active", "request_id": "x"}
+        if path == "/auth/v2/oauth2/userinfo":  # a client's identity is its client id (as in Globus Auth)
+            sub = self.access_tokens[bearer]
+            ident = {"sub": sub, "username": f"{sub}@clients.auth.globus.org", "name": None, "email": None,
+                     "identity_provider": "loopback", "identity_provider_display_name": "loopback"}
+            return 200, {**ident, "preferred_username": ident["username"], "identity_set": [ident]}
         seg = path.strip("/").split("/")
         if seg[:2] == ["transfer", "v0.10"]:
             return self._transfer(method, seg[2:], query, body)
@@ -258,6 +266,17 @@ class GlobusService:
         if seg[:1] == ["task"] and len(seg) == 3 and seg[2] == "cancel" and method == "POST":
             return t.cancel(seg[1])
         return 404, {"code": "NotFound", "message": f"no route {method} /{'/'.join(seg)}"}
+
+
+#: Scopes whose resource server is not the one written in them (Globus Auth's registered names).
+_KNOWN_SCOPES = {"https://auth.globus.org/scopes/facd7ccc-c5f4-42aa-916b-a0e270e2c2a9/all": "funcx_service",
+                 "openid": "auth.globus.org", "email": "auth.globus.org", "profile": "auth.globus.org"}
+
+
+def _resource_server(scope: str) -> str:
+    if scope in _KNOWN_SCOPES:
+        return _KNOWN_SCOPES[scope]
+    return scope.split(":")[4] if scope.startswith("urn:") else scope.split("/")[4]
 
 
 def _handler_for(service: GlobusService) -> type[BaseHTTPRequestHandler]:
