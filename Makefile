@@ -9,9 +9,9 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: install browser demo test test-fast lint bench clean
+.PHONY: install browser broker endpoint demo test test-fast lint bench clean
 
-install: $(STAMP)
+install: $(STAMP) endpoint
 
 # The report test opens the HTML report in headless Chromium: Debian's package, installed only when it is
 # missing, apt-get exists and we are root; anywhere else that one test skips and prints why.
@@ -21,6 +21,28 @@ browser:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	      || echo "could not install chromium: the headless report test will skip"; \
 	  else echo "no chromium and no apt-get as root: the headless report test will skip"; fi; fi
+
+# The Globus Compute tests run a real RabbitMQ broker: Debian's rabbitmq-server, installed like Chromium
+# (only when missing, apt-get exists and we are root); anywhere else those tests skip and print why.
+broker:
+	@if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null) \
+	      || echo "could not install rabbitmq-server: the Globus Compute endpoint tests will skip"; \
+	  else echo "no rabbitmq-server and no apt-get as root: the Globus Compute endpoint tests will skip"; fi; fi
+
+# A real globus-compute-endpoint in a venv of its own, as on a compute node: the endpoint package plus the
+# extractors' libraries (the tests put only the `extractors` package on its workers' PYTHONPATH).
+EP_VENV := .venv-endpoint
+EP_STAMP := $(EP_VENV)/.installed
+endpoint: $(EP_STAMP)
+
+$(EP_STAMP): Makefile
+	test -x $(EP_VENV)/bin/python || $(PYTHON) -m venv $(EP_VENV)
+	$(EP_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(EP_VENV)/bin/python -m pip install --quiet 'globus-compute-endpoint==4.19.*' 'pandas>=2.2' 'h5py>=3.10' \
+	  'netCDF4>=1.6' 'pillow>=10' 'numpy>=1.26' 'defusedxml>=0.7' 'openpyxl>=3.1' 'pypdf>=4'
+	touch $(EP_STAMP)
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
@@ -32,10 +54,10 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/xtract run examples --metadata-dir demo-metadata --grouper related
 
-test: install browser
+test: install browser broker
 	$(BIN)/python -m pytest -q
 
-test-fast: install browser
+test-fast: install browser broker
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install
@@ -48,4 +70,4 @@ bench: install
 	$(BIN)/python bench/extract_formats.py
 
 clean:
-	rm -rf $(VENV) demo-metadata .pytest_cache
+	rm -rf $(VENV) $(EP_VENV) demo-metadata .pytest_cache
