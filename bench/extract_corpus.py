@@ -50,7 +50,7 @@ TIKA_GENERIC = frozenset({
     "Content-Type", "Content-Length", "Content-Encoding", "resourceName", "Content-Type-Parser-Override",
     "Content-Type-Hint", "X-TIKA:Parsed-By", "X-TIKA:Parsed-By-Full-Set", "X-TIKA:parse_time_millis",
     "X-TIKA:embedded_depth", "X-TIKA:content_handler", "X-TIKA:detectedEncoding", "X-TIKA:encodingDetector",
-    "X-TIKA:content", "X-TIKA:content_handler_type", "X-TIKA:Parsed-By-Full-Set", "X-TIKA:origResourceName",
+    "X-TIKA:content", "X-TIKA:content_handler_type", "X-TIKA:origResourceName",
     "tika:file_ext", "X-TIKA:resourceName",
 })
 EXIF_FILE_GENERIC = frozenset({
@@ -184,7 +184,9 @@ def exif_outcome(meta: dict[str, Any]) -> str:
         return "error"
     for k in meta:
         group = k.split(":", 1)[0]
-        if group not in ("ExifTool", "System", "File", "SourceFile") or (group == "File" and k not in EXIF_FILE_GENERIC):
+        if group not in ("ExifTool", "System", "File", "SourceFile"):
+            return "content"
+        if group == "File" and k not in EXIF_FILE_GENERIC:
             return "content"
     return "none"
 

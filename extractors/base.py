@@ -19,6 +19,42 @@ class ExtractorError(Exception):
     """Raised by an extractor for a file it recognises but cannot read."""
 
 
+class NotMyFormat(ExtractorError):
+    """The file is not this extractor's format: the dispatcher tries the next candidate.
+
+    Distinct from a damaged file (plain ``ExtractorError``): a .cfg that is INI, not
+    JSON, or an Analyze ``.hdr`` that is not a FITS header should reach the extractor
+    that reads it, not end as an error record.
+    """
+
+
+class PartialMetadata(ExtractorError):
+    """A damaged file of this format: what was read before the damage travels with the error.
+
+    The record keeps ``metadata`` under the extractor's name and the error says where
+    reading stopped, so a truncated file still tells a search what it held.
+    """
+
+    def __init__(self, message: str, metadata: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.metadata = metadata
+
+
+class MissingLibrary(ExtractorError):
+    """The format is recognised but its optional library is not installed."""
+
+
+def require(module: str, extra: str = "science", package: str | None = None) -> Any:
+    """Import an optional library, or raise a record that says which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingLibrary(f"reading this format needs {package or module}: install the {extra} extra "
+                             f"(pip install 'prefect-xtract[{extra}]')") from None
+
+
 @dataclass(frozen=True)
 class Extractor:
     """One extractor: what it claims and the function that does the work."""
@@ -37,6 +73,10 @@ class Extractor:
     #: Head mime types that are consistent with this extractor without routing
     #: other files to it (an .npz is a zip, a netCDF-4 file is HDF5, json.gz is gzip).
     accepts: frozenset[str] = field(default_factory=frozenset)
+    #: Optional content sniff over the file's first 2 KB, for formats without a strong
+    #: signature or extension (MiniSEED, Analyze headers): a cheap, top-level (picklable)
+    #: function; True puts this extractor in the file's candidate chain.
+    sniff: Callable[[bytes], bool] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extensions", frozenset(e.lower().lstrip(".") for e in self.extensions))

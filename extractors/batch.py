@@ -21,11 +21,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from extractors.base import Extractor, NotMyFormat, PartialMetadata
 from extractors.fspath import clean_strings, to_fs, to_text
 from extractors.jsonable import to_jsonable
 from extractors.limits import GroupTimeout, time_limit
 from extractors.physical import PHYSICAL
-from extractors.registry import default_registry
+from extractors.registry import AMBIGUOUS_EXTENSIONS, Registry, default_registry
 
 #: Group-level extractor name when members use different extractors.
 MIXED = "matio"
@@ -164,6 +165,7 @@ def extract_group(group: dict[str, Any], *, limit_s: float | None = None) -> dic
     per_extractor: dict[str, dict[str, Any]] = {}
     errors: list[dict[str, str]] = []
     versions: dict[str, str] = {}
+    chains: dict[str, list[dict[str, str]]] = {}
     multi = len(group["files"]) > 1
     timeout_msg = f"TimeoutError: group exceeded its time limit of {limit_s}s"
     with time_limit(limit_s) as deadline:
@@ -172,6 +174,7 @@ def extract_group(group: dict[str, Any], *, limit_s: float | None = None) -> dic
             f, stat_error = _restat(f)
             mime, ex, use = f.get("mime"), None, None
             status, error, result = "error", None, None
+            chain: list[dict[str, str]] = []
             if stat_error is not None:
                 error = f"{type(stat_error).__name__}: {to_text(str(stat_error))[:500]}"
                 errors.append(_error(path, f.get("extractor") or "", stat_error))
@@ -183,20 +186,34 @@ def extract_group(group: dict[str, Any], *, limit_s: float | None = None) -> dic
                     with deadline.guard():
                         fs = to_fs(path)
                         mime, ex = registry.infer(fs, f.get("extension", ""))
+                        mime, ex, result = _run_chain(registry, fs, f.get("extension", ""), mime, ex, chain)
                         use = ex or PHYSICAL
-                        result = use.func(fs)
+                        if result is None:
+                            result = use.func(fs)
                     status = "ok" if ex is not None else "unknown"
+                except PartialMetadata as exc:  # a damaged file: keep what was read
+                    use = registry.by_name.get(chain[-1]["extractor"], PHYSICAL) if chain else PHYSICAL
+                    if chain:
+                        chain[-1].update(outcome="partial", message=to_text(str(exc))[:200])
+                    result = {**exc.metadata, "partial": True}
+                    error = f"{type(exc).__name__}: {to_text(str(exc))[:500]}"
+                    errors.append(_error(path, use.name, exc))
                 except GroupTimeout:
                     use = use or ex or PHYSICAL
                     error = timeout_msg
                     errors.append({"path": path, "extractor": use.name, "type": "TimeoutError", "message": error})
                 except (Exception, MemoryError, RecursionError) as exc:  # noqa: BLE001 - one bad file is a record
+                    if chain and not isinstance(exc, NotMyFormat):  # the candidate that failed, not the first
+                        chain[-1].update(outcome="error", message=to_text(str(exc))[:200])
+                        use = registry.by_name.get(chain[-1]["extractor"])
                     use = use or ex or PHYSICAL
                     result = None
                     error = f"{type(exc).__name__}: {to_text(str(exc))[:500]}"
                     errors.append(_error(path, use.name, exc))
             if use is not None:
                 versions[use.name] = use.version
+            if len(chain) > 1:
+                chains[path] = chain
             if result is not None and use is not None:
                 slot = per_extractor.setdefault(use.name, {"members": {}} if multi else {})
                 if multi:
@@ -218,8 +235,45 @@ def extract_group(group: dict[str, Any], *, limit_s: float | None = None) -> dic
         "fingerprint": group.get("fingerprint"),
         "endpoint": group.get("endpoint"),
         "seconds": round(time.perf_counter() - started, 6),
+        # which extractor (and version) produced each metadata.<name> part
+        "provenance": {name: versions[name] for name in per_extractor if name in versions},
     }
+    if chains:
+        doc["chain"] = chains  # files whose first candidates said "not my format"
     return {"doc": doc, "files": files_out}
+
+
+def _run_chain(registry: Registry, fs: str, extension: str, mime: str | None, ex: Extractor | None,
+               chain: list[dict[str, str]]) -> tuple[str | None, Extractor | None, dict[str, Any] | None]:
+    """(mime, extractor, result) from the first candidate that accepts the file.
+
+    The dispatcher's choice runs first; when it raises ``NotMyFormat`` the registry's
+    fallbacks (content signature, sniffers, text sniff, free text) run in order. Any
+    other exception is a damaged file and propagates. When every candidate refuses,
+    the file is unknown: (mime, None, None) and the caller takes physical metadata.
+    ``chain`` records each attempt: {extractor, version, outcome[, message]}.
+    """
+    if ex is None:
+        return mime, None, None
+    candidates: list[tuple[str | None, Extractor]] = [(mime, ex)]
+    refusal: NotMyFormat | None = None
+    i = 0
+    while i < len(candidates):
+        cmime, cex = candidates[i]
+        chain.append({"extractor": cex.name, "version": cex.version, "outcome": "ok"})
+        try:
+            return cmime, cex, cex.func(fs)
+        except NotMyFormat as exc:
+            chain[-1].update(outcome="not_my_format", message=to_text(str(exc))[:200])
+            if i == 0:
+                refusal = exc
+                candidates += registry.fallbacks(fs, extension, {cex.name})
+            i += 1
+    if refusal is not None and extension not in AMBIGUOUS_EXTENSIONS and registry.by_extension.get(extension) is ex:
+        # a specific extension whose format nobody recognises (garbage named .fits): damaged, not unknown
+        chain[-1]["outcome"] = "not_my_format"
+        raise refusal
+    return mime, None, None
 
 
 def _file_fields(f: dict[str, Any], mime: str | None) -> dict[str, Any]:

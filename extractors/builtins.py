@@ -10,11 +10,13 @@ from __future__ import annotations
 from extractors.archives import ARCHIVES
 from extractors.base import Extractor
 from extractors.c_code import C_CODE
+from extractors.dicom import DICOM
 from extractors.fits import FITS
 from extractors.hdf5 import HDF5
 from extractors.images import IMAGES
 from extractors.jsonxml import JSONXML
 from extractors.keyword import KEYWORD
+from extractors.matlab import MATLAB
 from extractors.netcdf import NETCDF
 from extractors.numpy_files import NUMPY
 from extractors.physical import PHYSICAL
@@ -23,4 +25,5 @@ from extractors.tabular import TABULAR
 
 BUILTINS: tuple[Extractor, ...] = (
     TABULAR, JSONXML, KEYWORD, IMAGES, HDF5, NETCDF, PYTHON, C_CODE, ARCHIVES, NUMPY, FITS, PHYSICAL,
+    DICOM, MATLAB,
 )

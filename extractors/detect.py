@@ -67,6 +67,8 @@ EXTRA_MIMES: dict[str, str] = {
     "mat": "application/x-matlab-data",
     "webp": "image/webp",
     "parquet": "application/vnd.apache.parquet",
+    "dcm": "application/dicom",
+    "dicom": "application/dicom",
 }
 
 #: (offset, signature, mime), checked in order. These are "strong": a match is a
@@ -109,6 +111,7 @@ SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"OggS", "audio/ogg"),
     (0, b"fLaC", "audio/flac"),
     (257, b"ustar", "application/x-tar"),
+    (128, b"DICM", "application/dicom"),
     (0, b"<?xml", "application/xml"),
     (0, b"\xef\xbb\xbf<?xml", "application/xml"),
 )

@@ -11,12 +11,13 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import re
 from typing import IO, Any
 
-from extractors.base import Extractor, ExtractorError
+from extractors.base import Extractor, ExtractorError, NotMyFormat, PartialMetadata
 
 NAME = "fits"
-VERSION = "1.0"
+VERSION = "2.0"
 BLOCK = 2880
 CARD = 80
 MAX_HDUS = 1_000
@@ -58,6 +59,31 @@ def parse_value(text: str) -> Any:
         return value
 
 
+def _cards(block: bytes, cards: list[tuple[str, Any]]) -> bool:
+    """Parse 80-character cards of ``block`` into ``cards``; True when END was seen."""
+    for i in range(0, len(block) - len(block) % CARD, CARD):
+        card = block[i : i + CARD].decode("ascii", errors="replace")
+        key = card[:8].strip()
+        if key == "END":
+            return True
+        if card[8:10] == "= " and key not in _COMMENTARY:
+            try:
+                cards.append((key, parse_value(card[10:])))
+            except ValueError:
+                cards.append((key, card[10:].strip()))
+        elif key in ("COMMENT", "HISTORY"):
+            cards.append((key, card[8:].strip()))
+    return False
+
+
+class TruncatedHeader(Exception):
+    """A header cut short: the cards read so far ride along."""
+
+    def __init__(self, header: dict[str, Any], ended: bool) -> None:
+        super().__init__("truncated FITS header")
+        self.header, self.ended = header, ended
+
+
 def read_header(fh: IO[bytes]) -> dict[str, Any] | None:
     """Cards of the header at the current position; None at a clean end of file."""
     cards: list[tuple[str, Any]] = []
@@ -65,20 +91,36 @@ def read_header(fh: IO[bytes]) -> dict[str, Any] | None:
         block = fh.read(BLOCK)
         if not block and block_no == 0:
             return None
+        ended = _cards(block, cards)
+        if block_no == 0 and not cards and not ended:
+            raise NotMyFormat("not a FITS header")
         if len(block) < BLOCK:
-            raise ExtractorError("truncated FITS header")
-        for i in range(0, BLOCK, CARD):
-            card = block[i : i + CARD].decode("ascii", errors="replace")
-            key = card[:8].strip()
-            if key == "END":
-                return _header_dict(cards)
-            if card[8:10] == "= " and key not in _COMMENTARY:
-                cards.append((key, parse_value(card[10:])))
-            elif key in ("COMMENT", "HISTORY"):
-                cards.append((key, card[8:].strip()))
-        if block_no == 0 and not cards:
-            raise ExtractorError("not a FITS header")
+            raise TruncatedHeader(_header_dict(cards), ended)
+        if ended:
+            return _header_dict(cards)
     raise ExtractorError("FITS header without END")
+
+
+_CARD_LINE = re.compile(rb"^[A-Z0-9_-]{1,8} *(= |$)|^(COMMENT|HISTORY) |^ *$")
+
+
+def text_header(data: bytes) -> dict[str, Any] | None:
+    """Cards of a header saved as text (one card a line, as .hdr/.header files hold), or None.
+
+    A line longer than a card is taken as several cards run together.
+    """
+    chunks: list[bytes] = []
+    for ln in data.splitlines()[:MAX_KEYWORDS * 4]:
+        ln = ln.rstrip(b"\r")
+        chunks += [ln[i : i + CARD] for i in range(0, len(ln), CARD)] or [b""]
+    if not chunks:
+        return None
+    good = sum(bool(_CARD_LINE.match(c)) for c in chunks)
+    if good < max(2, 0.8 * len(chunks)) or not any(c[8:10] == b"= " for c in chunks[:50]):
+        return None
+    cards: list[tuple[str, Any]] = []
+    _cards(b"".join(c.ljust(CARD) for c in chunks), cards)
+    return _header_dict(cards) if cards else None
 
 
 def _header_dict(cards: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -122,46 +164,92 @@ def _hdu(index: int, h: dict[str, Any]) -> dict[str, Any]:
 
 
 def extract_fits(path: str) -> dict[str, Any]:
+    """Every HDU of a FITS file, or the cards of a header saved as text.
+
+    A file cut short keeps what was read: the HDUs before the cut, the cards of a
+    cut header, and ``truncated: true``.
+    """
     with open(path, "rb") as fh:
         magic = fh.read(2)
     compressed = magic == b"\x1f\x8b"
     size = None if compressed else os.path.getsize(path)
     hdus: list[dict[str, Any]] = []
+    truncated = None
+    cut_header = False
     with (gzip.open(path, "rb") if compressed else open(path, "rb")) as fh:
+        first = fh.read(BLOCK)
+        if not first:
+            raise ExtractorError("empty file")
+        nl = first.find(b"\n")
+        if 0 <= nl <= CARD:  # cards one per line: a header saved as text
+            h = text_header(first + fh.read(MAX_KEYWORDS * 8 * CARD))
+            if h is None:
+                raise NotMyFormat("text that is not FITS header cards")
+            return {"format": "fits-header", "compressed": compressed, "n_hdus": 1, "hdus": [_hdu(0, h)],
+                    "text_header": True}
+        fh.seek(0)
         while len(hdus) < MAX_HDUS:
             start = fh.tell()
-            h = read_header(fh)
+            try:
+                h = read_header(fh)
+            except TruncatedHeader as exc:
+                h, truncated = exc.header, "header ends without END" if not exc.ended else "no data after header"
+                if not h or (not hdus and h.get("SIMPLE") is None and len(h) < 2):
+                    raise NotMyFormat("not a FITS header") from None
+                hdus.append({**_hdu(len(hdus), h), "header_offset": start, "truncated": True})
+                cut_header = True
+                break
+            except NotMyFormat:
+                if hdus:
+                    break  # trailing bytes that are not an extension
+                raise
             if h is None:
                 break
-            if not hdus and h.get("SIMPLE") is None:
-                raise ExtractorError("not a FITS file: first keyword is not SIMPLE")
+            if not hdus and h.get("SIMPLE") is None and "XTENSION" not in h:
+                if len(h) < 2:
+                    raise NotMyFormat("not a FITS file: first keyword is not SIMPLE")
+                truncated = "headers without a primary HDU"
             if hdus and "XTENSION" not in h:
                 break  # trailing bytes that are not an extension
             if "BITPIX" not in h or "NAXIS" not in h:
-                raise ExtractorError(f"HDU {len(hdus)} lacks BITPIX/NAXIS")
+                hdus.append({**_hdu(len(hdus), h), "header_offset": start})
+                truncated = truncated or f"HDU {len(hdus) - 1} lacks BITPIX/NAXIS"
+                break
             data = _data_bytes(h)
             padded = -(-data // BLOCK) * BLOCK
             end = fh.tell() + padded
             if size is not None and fh.tell() + data > size:
-                raise ExtractorError(f"truncated FITS: HDU {len(hdus)} needs {data} data bytes, file ends sooner")
+                hdus.append({**_hdu(len(hdus), h), "header_offset": start, "data_bytes": data, "truncated": True})
+                truncated = f"HDU {len(hdus) - 1} needs {data} data bytes, the file ends sooner"
+                break
             if compressed and data:
                 fh.seek(end - 1)
                 if not fh.read(1):
-                    raise ExtractorError(f"truncated FITS: HDU {len(hdus)} data is cut short")
+                    hdus.append({**_hdu(len(hdus), h), "header_offset": start, "data_bytes": data,
+                                 "truncated": True})
+                    truncated = f"HDU {len(hdus) - 1} data is cut short"
+                    break
             else:
                 fh.seek(end)
             hdus.append({**_hdu(len(hdus), h), "header_offset": start, "data_bytes": data})
     if not hdus:
         raise ExtractorError("empty file")
-    return {"format": "fits", "compressed": compressed, "n_hdus": len(hdus), "hdus": hdus}
+    out = {"format": "fits", "compressed": compressed, "n_hdus": len(hdus), "hdus": hdus}
+    if truncated:
+        out.update(truncated=True, truncation=truncated)
+        if path.lower().endswith((".hdr", ".header")):
+            out.update(format="fits-header", header_only=True)  # cards saved without data: by design
+        elif cut_header:
+            raise PartialMetadata(f"truncated FITS: {truncated}", out)
+    return out
 
 
 FITS = Extractor(
     name=NAME,
     version=VERSION,
     func=extract_fits,
-    extensions=frozenset({"fits", "fit", "fts", "fits.gz", "fit.gz", "fts.gz"}),
+    extensions=frozenset({"fits", "fit", "fts", "fits.gz", "fit.gz", "fts.gz", "fz", "hdr", "header"}),
     mimes=frozenset({"application/fits", "image/fits"}),
-    kind="binary",
+    kind="any",  # a header saved as text is FITS too; anything else says NotMyFormat
     accepts=frozenset({"application/gzip"}),
 )

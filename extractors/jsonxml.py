@@ -12,13 +12,14 @@ import gzip
 import io
 import json
 import os
+import pyexpat
 from collections import Counter
 from typing import IO, Any
 
-from extractors.base import Extractor, ExtractorError
+from extractors.base import Extractor, ExtractorError, NotMyFormat
 
 NAME = "jsonxml"
-VERSION = "2.0"
+VERSION = "2.1"
 MAX_KEYS = 200
 #: JSON is parsed whole; past this size only the structure of JSON Lines is streamed.
 MAX_JSON_BYTES = 512 * 1024 * 1024
@@ -152,6 +153,9 @@ def extract_xml(path: str) -> dict[str, Any]:
     state = {"depth": 0, "max_depth": 0, "elements": 0, "text_elements": 0, "root": None}
     text_flags: list[bool] = []
 
+    doctype: dict[str, Any] = {}
+    profile = _Profile()
+
     def start(name: str, attributes: dict[str, str]) -> None:
         parts = name.split(" ")  # "local", "uri local" or "uri local prefix"
         ns, local = (parts[0], parts[1]) if len(parts) > 1 else ("", parts[0])
@@ -161,6 +165,9 @@ def extract_xml(path: str) -> dict[str, Any]:
             state["max_depth"] = state["depth"]
         if state["root"] is None:
             state["root"] = local
+            profile.begin(local, attributes)
+        elif profile.kind:
+            profile.element(local, attributes)
         if ns:
             namespaces.add(ns)
         tags[local] += 1
@@ -177,19 +184,40 @@ def extract_xml(path: str) -> dict[str, Any]:
     def characters(data: str) -> None:
         if text_flags and not text_flags[-1] and not data.isspace():
             text_flags[-1] = True
+        if profile.want_text:
+            profile.text(data)
+
+    def start_doctype(name: str, system_id: str | None, public_id: str | None, internal: int) -> None:
+        doctype.update(name=name, system_id=system_id, public_id=public_id, internal_subset=bool(internal))
+
+    def external_ref(context: str | None, base: str | None, system_id: str | None, public_id: str | None) -> int:
+        # the external DTD subset: recorded, never fetched (1 = handled, parsing goes on)
+        doctype.setdefault("external_dtd_skipped", True)
+        return 1
 
     reader = make_parser()  # a DefusedExpatParser
     reader.setFeature(feature_namespaces, True)
     reader.feed(b"")  # creates the expat parser and installs defusedxml's guards on it
     expat = reader._parser  # type: ignore[attr-defined]
     expat.StartElementHandler, expat.EndElementHandler, expat.CharacterDataHandler = start, end, characters
+    # Entity declarations stay forbidden (defusedxml's handlers); the external DTD is never
+    # read: parameter entities are not parsed and the only external reference left, the
+    # DTD subset, is answered "handled" without opening anything.
+    expat.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
+    expat.StartDoctypeDeclHandler = start_doctype
+    expat.ExternalEntityRefHandler = external_ref
     with _open(path) as fh:
         while block := fh.read(1 << 20):
             reader.feed(block)
     reader.close()
     if state["root"] is None:
         raise ExtractorError("XML document has no root element")
-    return {
+    extra: dict[str, Any] = {}
+    if doctype:
+        extra["doctype"] = doctype
+    if profile.kind:
+        extra[profile.kind] = profile.result()
+    return {**extra,
         "format": "xml",
         "root": state["root"],
         "max_depth": state["max_depth"],
@@ -203,6 +231,67 @@ def extract_xml(path: str) -> dict[str, Any]:
     }
 
 
+class _Profile:
+    """What a scientist searches for in well-known XML vocabularies (SVG, VOTable, GIFTI)."""
+
+    MAX_ITEMS = 500
+
+    def __init__(self) -> None:
+        self.kind: str | None = None
+        self.want_text = False
+        self.data: dict[str, Any] = {}
+        self._title: list[str] = []
+
+    def begin(self, root: str, attrs: dict[str, str]) -> None:
+        plain = {k.split(" ")[-1]: v[:200] for k, v in attrs.items()}
+        if root == "svg":
+            self.kind = "svg"
+            self.data = {k: plain[k] for k in ("width", "height", "viewBox", "version") if k in plain}
+        elif root == "VOTABLE":
+            self.kind = "votable"
+            self.data = {"version": plain.get("version"), "resources": 0, "tables": [], "fields": [], "infos": {}}
+        elif root == "GIFTI":
+            self.kind = "gifti"
+            self.data = {"version": plain.get("Version"), "n_data_arrays": plain.get("NumberOfDataArrays"),
+                         "data_arrays": []}
+
+    def element(self, local: str, attrs: dict[str, str]) -> None:
+        plain = {k.split(" ")[-1]: v[:200] for k, v in attrs.items()}
+        d = self.data
+        if self.kind == "svg":
+            if local == "title" and "title" not in d:
+                self.want_text = True
+            elif self.want_text:
+                self._finish_title()
+        elif self.kind == "votable":
+            if local == "RESOURCE":
+                d["resources"] += 1
+            elif local == "TABLE" and len(d["tables"]) < self.MAX_ITEMS:
+                d["tables"].append({k: plain[k] for k in ("name", "ID", "nrows") if k in plain})
+            elif local in ("FIELD", "PARAM") and len(d["fields"]) < self.MAX_ITEMS:
+                d["fields"].append({"element": local, **{k: plain[k] for k in ("name", "datatype", "unit", "ucd",
+                                                                              "arraysize", "value") if k in plain}})
+            elif local == "INFO" and "name" in plain and len(d["infos"]) < 50:
+                d["infos"][plain["name"]] = plain.get("value")
+        elif self.kind == "gifti" and local == "DataArray" and len(d["data_arrays"]) < self.MAX_ITEMS:
+            d["data_arrays"].append({k: plain[k] for k in ("Intent", "DataType", "Dimensionality", "Dim0", "Dim1",
+                                                           "Encoding", "ArrayIndexingOrder") if k in plain})
+
+    def text(self, data: str) -> None:
+        self._title.append(data)
+        if sum(map(len, self._title)) > 500:
+            self._finish_title()
+
+    def _finish_title(self) -> None:
+        self.data["title"] = "".join(self._title).strip()[:500]
+        self.want_text = False
+
+    def result(self) -> dict[str, Any]:
+        if self.want_text:
+            self._finish_title()
+        return self.data
+
+
 def _ranked(counts: Counter[str]) -> list[str]:
     return [k for k, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_KEYS]]
 
@@ -213,7 +302,15 @@ def extract_jsonxml(path: str) -> dict[str, Any]:
         head = fh.read(512).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"<"):
         return extract_xml(path)
-    return extract_json(path)
+    if head and not head.startswith((b"{", b"[", b'"')) and not head[:1].isdigit() and not head.startswith(
+            (b"true", b"false", b"null", b"-")):
+        raise NotMyFormat("neither JSON nor XML: the document starts with neither '<', '{' nor '['")
+    try:
+        return extract_json(path)
+    except json.JSONDecodeError as exc:
+        if exc.pos <= 2:  # "{%" of a template, "[section]" of an INI file: another format
+            raise NotMyFormat(f"not JSON: {exc}") from None
+        raise
 
 
 JSONXML = Extractor(

@@ -69,6 +69,9 @@ class Registry:
             for mime in ex.mimes:
                 self.by_mime[mime] = ex
         self.by_name.setdefault(PHYSICAL.name, PHYSICAL)
+        #: Extractors with a content sniff, asked in priority order when a head has no signature.
+        self.sniffers: list[Extractor] = sorted((e for e in self.by_name.values() if e.sniff is not None),
+                                                key=lambda e: (e.priority, e.name))
         #: Changes whenever any extractor's version does; part of the fingerprint of
         #: files whose extractor is only decided by content at extraction time.
         self.signature = ",".join(f"{n}={e.version}" for n, e in sorted(self.by_name.items()))
@@ -89,7 +92,49 @@ class Registry:
 
     def for_content(self, head: bytes) -> tuple[str | None, Extractor | None]:
         mime = mime_from_head(head)
-        return mime, self.by_mime.get(mime) if mime else None
+        ex = self.by_mime.get(mime) if mime else None
+        if ex is None or mime in GENERIC_MIMES:
+            sniffed = self._sniffed(head)
+            if sniffed is not None:
+                return next(iter(sorted(sniffed.mimes)), mime), sniffed
+        return mime, ex
+
+    def _sniffed(self, head: bytes, skip: frozenset[str] = frozenset()) -> Extractor | None:
+        for ex in self.sniffers:
+            if ex.name not in skip and _sniff(ex, head):
+                return ex
+        return None
+
+    def fallbacks(self, path: str, extension: str, tried: set[str]) -> list[tuple[str | None, Extractor]]:
+        """The next candidates for a file whose extractor said "not my format", in order.
+
+        Content signature, then the sniffers, then the text sniff (JSON, XML, tables), and
+        for any text at all the free-text extractor last: each at most once, never one
+        already tried. Called only after a refusal, so well-named files pay nothing.
+        """
+        try:
+            head = read_head(path)
+        except OSError:
+            return []
+        out: list[tuple[str | None, Extractor]] = []
+        seen = set(tried) | {PHYSICAL.name}
+
+        def add(mime: str | None, ex: Extractor | None) -> None:
+            if ex is not None and ex.name not in seen:
+                seen.add(ex.name)
+                out.append((mime, ex))
+
+        strong = signature_mime(head)
+        if strong:
+            add(strong, self.by_mime.get(strong))
+        for ex in self.sniffers:
+            if _sniff(ex, head):
+                add(next(iter(sorted(ex.mimes)), None), ex)
+        if head and decode_text_head(head) is not None:
+            tmime = sniff_text(head)
+            add(tmime, self.by_mime.get(tmime))
+            add("text/plain", self.by_mime.get("text/plain"))
+        return out
 
     def infer(self, path: str, extension: str) -> tuple[str | None, Extractor | None]:
         """(mime, extractor) for one file: extension first, checked against the file's head.
@@ -128,6 +173,13 @@ class Registry:
             if tmime != "application/octet-stream":
                 return tmime, self.by_mime.get(tmime)
         return mime, ex
+
+
+def _sniff(ex: Extractor, head: bytes) -> bool:
+    try:
+        return bool(ex.sniff(head))  # type: ignore[misc]
+    except Exception:  # noqa: BLE001 - a broken sniff must not break dispatch
+        return False
 
 
 @lru_cache(maxsize=1)

@@ -112,11 +112,16 @@ def test_userblock_hdf5_and_matlab5_mat(tmp_path):
     with open(tmp_path / "v73.mat", "r+b") as fh:
         fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64")
     out = one(tmp_path / "v73.mat")
-    assert (out["extractor"], out["status"]) == ("hdf5", "ok")
-    assert out["doc"]["metadata"]["hdf5"]["datasets"][0]["shape"] == [2, 2]
-    (tmp_path / "v5.mat").write_bytes(b"MATLAB 5.0 MAT-file, Platform: x".ljust(128, b" ") + b"\x00" * 64)
+    assert (out["extractor"], out["status"]) == ("matlab", "ok")
+    mat = out["doc"]["metadata"]["matlab"]
+    assert (mat["version"], mat["platform"]) == ("7.3", "GLNXA64")
+    assert mat["variables"] == [{"name": "A", "class": "", "shape": [2, 2], "hdf5_dtype": "float64"}]
+    (tmp_path / "plain.h5").write_bytes((tmp_path / "v73.mat").read_bytes()[512:])  # the same HDF5, no header
+    # a v5 header with nothing after it: the header still says what the file is
+    (tmp_path / "v5.mat").write_bytes(b"MATLAB 5.0 MAT-file, Platform: x".ljust(124, b" ") + b"\x00\x01IM")
     out = one(tmp_path / "v5.mat")
-    assert (out["extractor"], out["status"], out["mime"]) == ("physical", "unknown", "application/x-matlab-data")
+    assert (out["extractor"], out["status"], out["mime"]) == ("matlab", "ok", "application/x-matlab-data")
+    assert out["doc"]["metadata"]["matlab"]["n_variables"] == 0
 
 
 def test_related_group_holds_each_members_result(tmp_path):
@@ -248,6 +253,7 @@ def test_plugin_is_found_by_a_fresh_worker_process(plugin_dir, tmp_path):
 @pytest.mark.slow
 def test_flow_indexes_extractor_and_mime(tmp_path):
     from flows.endpoint_flow import xtract_endpoint
+    from tasks.pools.options import ExtractionOptions
     from tests.conftest import VALIDATOR
     from tests.helpers import check_contract
     from xtract_blocks import XtractEndpoint
@@ -255,7 +261,7 @@ def test_flow_indexes_extractor_and_mime(tmp_path):
     corpus = write_corpus(tmp_path / "data")
     out = tmp_path / "out"
     ep = XtractEndpoint(dirs=[str(tmp_path / "data")], local_mdata_path=str(out), grouper="file_is_group")
-    state = xtract_endpoint(ep, workers=2, return_state=True)
+    state = xtract_endpoint(ep, extraction=ExtractionOptions(workers=2), return_state=True)
     assert state.is_completed(), state.message
     idx = check_contract(out, expected_files=len(corpus))
     rows = {pathlib.Path(p).name: (e, s, m) for p, e, s, m in zip(idx["path"], idx["extractor"], idx["status"],

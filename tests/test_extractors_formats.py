@@ -346,7 +346,7 @@ MALFORMED = {
     "npy_truncated": lambda d: _truncate(_npy(d / "t.npy"), 0.5),
     "npy_garbage": lambda d: _garbage(d / "g.npy"),
     "npz_garbage": lambda d: _garbage(d / "g.npz"),
-    "fits_truncated": lambda d: write_fits(d / "t.fits", truncate=2870),  # cuts the table's data
+    "fits_cut_header": lambda d: _truncate(write_fits(d / "t.fits"), 0.2),  # inside the primary header
     "fits_garbage": lambda d: _garbage(d / "g.fits"),
     "zip_truncated": lambda d: _truncate(_zip(d / "t.zip"), 0.5),
     "zip_empty": lambda d: _empty(d / "e.zip"),
@@ -384,6 +384,18 @@ def _zip(p: pathlib.Path) -> pathlib.Path:
 def _gz(p: pathlib.Path) -> pathlib.Path:
     p.write_bytes(gzip.compress(bytes(range(256)) * 400))
     return p
+
+
+def test_truncated_fits_keeps_its_cards(tmp_path):
+    """Data cut short: the headers are whole, so the record is ok and says truncated; a cut header is an
+    error record that still carries the cards read before the cut."""
+    f, doc = outcome(write_fits(tmp_path / "t.fits", truncate=2870))  # cuts the table's data
+    meta = doc["metadata"]["fits"]
+    assert f["status"] == "ok" and meta["truncated"] and meta["hdus"][-1]["truncated"]
+    assert meta["hdus"][0]["header"]["SIMPLE"] is True
+    f, doc = outcome(_truncate(write_fits(tmp_path / "c.fits"), 0.2))
+    assert f["status"] == "error" and doc["errors"][0]["type"] == "PartialMetadata"
+    assert doc["metadata"]["fits"]["partial"] and doc["metadata"]["fits"]["hdus"][0]["header"]["SIMPLE"] is True
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
