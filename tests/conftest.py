@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import xtract_blocks._defaults  # noqa: F401  (offline Prefect settings before prefect is imported)
+from tests.compute_service.fixtures import compute_loop, compute_loop_session  # noqa: F401  (real Globus Compute loop)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 VALIDATOR = REPO.parent / "shared" / "tools" / "validate_metadata_dir.py"
