@@ -37,11 +37,13 @@ EP_VENV := .venv-endpoint
 EP_STAMP := $(EP_VENV)/.installed
 endpoint: $(EP_STAMP)
 
-$(EP_STAMP): Makefile
+$(EP_STAMP): pyproject.toml
 	test -x $(EP_VENV)/bin/python || $(PYTHON) -m venv $(EP_VENV)
 	$(EP_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(EP_VENV)/bin/python -m pip install --quiet 'globus-compute-endpoint==4.19.*' 'pandas>=2.2' 'h5py>=3.10' \
-	  'netCDF4>=1.6' 'pillow>=10' 'numpy>=1.26' 'defusedxml>=0.7' 'openpyxl>=3.1' 'pypdf>=4'
+	$(EP_VENV)/bin/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+	  print('\n'.join(['globus-compute-endpoint==4.19.*'] + [d for d in p['dependencies'] if d.startswith('pandas')] \
+	  + p['optional-dependencies']['science']))" > $(EP_VENV)/requirements.txt
+	$(EP_VENV)/bin/python -m pip install --quiet -r $(EP_VENV)/requirements.txt
 	touch $(EP_STAMP)
 
 $(STAMP): pyproject.toml
