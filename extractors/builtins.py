@@ -10,9 +10,12 @@ from __future__ import annotations
 from extractors.archives import ARCHIVES
 from extractors.base import Extractor
 from extractors.c_code import C_CODE
+from extractors.config import CONFIG
 from extractors.dicom import DICOM
 from extractors.fits import FITS
+from extractors.fonts import FONTS
 from extractors.hdf5 import HDF5
+from extractors.idl import IDL
 from extractors.images import IMAGES
 from extractors.jsonxml import JSONXML
 from extractors.keyword import KEYWORD
@@ -20,10 +23,11 @@ from extractors.matlab import MATLAB
 from extractors.netcdf import NETCDF
 from extractors.numpy_files import NUMPY
 from extractors.physical import PHYSICAL
+from extractors.pickles import PICKLE
 from extractors.python_code import PYTHON
 from extractors.tabular import TABULAR
 
 BUILTINS: tuple[Extractor, ...] = (
     TABULAR, JSONXML, KEYWORD, IMAGES, HDF5, NETCDF, PYTHON, C_CODE, ARCHIVES, NUMPY, FITS, PHYSICAL,
-    DICOM, MATLAB,
+    DICOM, MATLAB, FONTS, IDL, CONFIG, PICKLE,
 )

@@ -69,6 +69,20 @@ EXTRA_MIMES: dict[str, str] = {
     "parquet": "application/vnd.apache.parquet",
     "dcm": "application/dicom",
     "dicom": "application/dicom",
+    "ttf": "font/ttf",
+    "otf": "font/otf",
+    "ttc": "font/collection",
+    "woff": "font/woff",
+    "woff2": "font/woff2",
+    "afm": "application/x-font-afm",
+    "pfb": "application/x-font-type1",
+    "sav": "application/x-idl-save",
+    "ini": "text/x-ini",
+    "cfg": "text/x-ini",
+    "toml": "application/toml",
+    "yaml": "application/yaml",
+    "yml": "application/yaml",
+    "mplstyle": "text/x-ini",
 }
 
 #: (offset, signature, mime), checked in order. These are "strong": a match is a
@@ -112,6 +126,11 @@ SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"fLaC", "audio/flac"),
     (257, b"ustar", "application/x-tar"),
     (128, b"DICM", "application/dicom"),
+    (0, b"wOFF", "font/woff"),
+    (0, b"wOF2", "font/woff2"),
+    (0, b"ttcf", "font/collection"),
+    (0, b"OTTO", "font/otf"),
+    (0, b"StartFontMetrics", "application/x-font-afm"),
     (0, b"<?xml", "application/xml"),
     (0, b"\xef\xbb\xbf<?xml", "application/xml"),
 )

@@ -67,7 +67,7 @@ def write_corpus(root: pathlib.Path) -> dict[str, tuple[pathlib.Path, str | None
         "code.py": (root / "code.py", "python", "ok", "text/x-python"),
         "lib.h": (root / "lib.h", "c_code", "ok", "text/x-c"),
         "bundle.zip": (root / "bundle.zip", "archives", "ok", "application/zip"),
-        "evil.pkl": (root / "evil.pkl", "physical", "unknown", "application/x-pickle"),
+        "evil.pkl": (root / "evil.pkl", "pickle", "ok", "application/x-pickle"),  # opcodes read, never loaded
         "blob.bin": (root / "blob.bin", "physical", "unknown", "application/octet-stream"),
         "photo_really_png.csv": (root / "photo_really_png.csv", "images", "ok", "image/png"),
         "scan.dat": (root / "scan.dat", "hdf5", "ok", "application/x-hdf5"),
@@ -94,7 +94,7 @@ def test_every_file_of_a_mixed_corpus_is_routed(tmp_path):
     (lambda p: write_nc(p, "NETCDF3_64BIT_OFFSET"), "really_nc.h5", "netcdf"),
     (lambda p: np.save(open(p, "wb"), np.ones(3)), "really_npy.fits", "numpy"),  # noqa: SIM115
     (lambda p: write_fits(p), "really_fits.txt", "fits"),
-    (lambda p: p.write_bytes(pickle.dumps({"a": 1}, protocol=5)), "really_pickle.csv", "physical"),
+    (lambda p: p.write_bytes(pickle.dumps({"a": 1}, protocol=5)), "really_pickle.csv", "pickle"),
 ])
 def test_wrong_extension_is_routed_by_content(tmp_path, writer, name, extractor):
     path = tmp_path / name
@@ -164,10 +164,11 @@ def test_registry_covers_every_builtin_extension():
                 "h5": "hdf5", "hdf5": "hdf5", "he5": "hdf5", "nc": "netcdf", "nc4": "netcdf", "cdf": "netcdf",
                 "py": "python", "c": "c_code", "h": "c_code", "cpp": "c_code", "hpp": "c_code", "zip": "archives",
                 "tar": "archives", "tar.gz": "archives", "gz": "archives", "npy": "numpy", "npz": "numpy",
-                "fits": "fits", "fit": "fits", "fits.gz": "fits"}
+                "fits": "fits", "fit": "fits", "fits.gz": "fits", "pkl": "pickle", "mat": "matlab", "dcm": "dicom",
+                "sav": "idl", "ttf": "fonts", "afm": "fonts", "ini": "config", "toml": "config", "yaml": "config"}
     got = {ext: reg.for_extension(ext)[1].name for ext in expected}
     assert got == expected
-    assert reg.for_extension("pkl") == ("application/x-pickle", None)
+    assert reg.for_extension("pkl")[0] == "application/x-pickle"
 
 
 # ---------------------------------------------------------------- plugins (entry point group xtract.extractors)
