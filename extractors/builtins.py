@@ -8,6 +8,7 @@ for the libraries of the files it actually sees.
 from __future__ import annotations
 
 from extractors.archives import ARCHIVES
+from extractors.audio import AUDIO
 from extractors.base import Extractor
 from extractors.c_code import C_CODE
 from extractors.config import CONFIG
@@ -29,5 +30,5 @@ from extractors.tabular import TABULAR
 
 BUILTINS: tuple[Extractor, ...] = (
     TABULAR, JSONXML, KEYWORD, IMAGES, HDF5, NETCDF, PYTHON, C_CODE, ARCHIVES, NUMPY, FITS, PHYSICAL,
-    DICOM, MATLAB, FONTS, IDL, CONFIG, PICKLE,
+    DICOM, MATLAB, FONTS, IDL, CONFIG, PICKLE, AUDIO,
 )

@@ -170,7 +170,29 @@ def _yaml(text: str) -> dict[str, Any]:
             "keys": [k for k, _ in sorted(keys.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_KEYS]]}
 
 
+def _asdf(path: str) -> dict[str, Any]:
+    """ASDF: a YAML tree (up to the ``...`` end marker), then binary blocks that are not read."""
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_BYTES)
+    if not raw.startswith(b"#ASDF"):
+        raise NotMyFormat("no #ASDF header")
+    end = raw.find(b"\n...")
+    tree = raw[: end + 1] if end >= 0 else raw.split(b"\xd3BLK", 1)[0]
+    lines = tree.split(b"\n", 3)
+    out: dict[str, Any] = {"format": "asdf", "asdf_version": lines[0][6:].decode("latin-1").strip()}
+    if len(lines) > 1 and lines[1].startswith(b"#ASDF_STANDARD"):
+        out["asdf_standard"] = lines[1][15:].decode("latin-1").strip()
+    out["blocks"] = raw.count(b"\xd3BLK")
+    if end < 0 and b"\xd3BLK" not in raw and len(raw) >= MAX_BYTES:
+        out["tree_truncated"] = True
+    yaml_doc = _yaml(tree.decode("utf-8", errors="replace"))
+    yaml_doc.pop("format", None)
+    return {**out, **yaml_doc}
+
+
 def extract_config(path: str) -> dict[str, Any]:
+    if path.lower().endswith(".asdf"):
+        return _asdf(path)
     text = _read(path)
     if not text.strip():
         raise ExtractorError("empty configuration file")
@@ -188,7 +210,7 @@ CONFIG = Extractor(
     name=NAME,
     version=VERSION,
     func=extract_config,
-    extensions=frozenset({"ini", "cfg", "conf", "toml", "yaml", "yml", "mplstyle", "properties", "cnf"}),
+    extensions=frozenset({"ini", "cfg", "conf", "toml", "yaml", "yml", "mplstyle", "properties", "cnf", "asdf"}),
     mimes=frozenset({"text/x-ini", "application/toml", "application/yaml", "text/yaml", "application/x-yaml"}),
     kind="any",
     sniff=sniff_ini,
