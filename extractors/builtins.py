@@ -22,13 +22,15 @@ from extractors.jsonxml import JSONXML
 from extractors.keyword import KEYWORD
 from extractors.matlab import MATLAB
 from extractors.netcdf import NETCDF
+from extractors.neuro import NEURO
 from extractors.numpy_files import NUMPY
 from extractors.physical import PHYSICAL
 from extractors.pickles import PICKLE
 from extractors.python_code import PYTHON
+from extractors.seismic import SEISMIC
 from extractors.tabular import TABULAR
 
 BUILTINS: tuple[Extractor, ...] = (
     TABULAR, JSONXML, KEYWORD, IMAGES, HDF5, NETCDF, PYTHON, C_CODE, ARCHIVES, NUMPY, FITS, PHYSICAL,
-    DICOM, MATLAB, FONTS, IDL, CONFIG, PICKLE, AUDIO,
+    DICOM, MATLAB, FONTS, IDL, CONFIG, PICKLE, AUDIO, NEURO, SEISMIC,
 )
