@@ -20,7 +20,7 @@ from extractors.base import Extractor, ExtractorError
 from extractors.colstats import ColumnStats, accumulate
 
 NAME = "tabular"
-VERSION = "2.0"
+VERSION = "2.1"
 SAMPLE_BYTES = 64 * 1024
 #: Rows per chunk; tests lower it to prove the statistics merge across chunks.
 CHUNK_ROWS = 200_000
@@ -127,6 +127,80 @@ def _has_header(rows: list[list[str]]) -> bool:
     return not any(r[j].strip() == labels[j] for r in body for j in range(min(len(r), len(labels))))
 
 
+_COMMENT_CHARS = ("#", ";", "%", "!")
+
+
+def _comment_char(sample: str) -> str | None:
+    """The character that starts comment lines in the sample (``#``, ``;``, ``%``, ``!``), if any."""
+    firsts = [ln.lstrip()[:1] for ln in sample.splitlines()[:200] if ln.strip()]
+    counts = {c: firsts.count(c) for c in _COMMENT_CHARS}
+    best = max(counts, key=lambda c: counts[c])
+    return best if counts[best] else None
+
+
+def _commented_header(sample: str, comment: str, delim: str, first: int, has_header: bool) -> list[str] | None:
+    """Column names from the last comment line before the table when it has the table's width."""
+    if has_header:
+        return None
+    lines = sample.split("\n")
+    width = len(_fields(lines[first].strip(), delim)) if first < len(lines) else 0
+    for ln in lines[:first]:  # the first comment line of the table's width (astropy's commented_header)
+        if not ln.strip() or not ln.lstrip().startswith(comment):
+            continue
+        cells = [c.strip() for c in _fields(ln.lstrip()[1:].strip(), delim)]
+        if len(cells) == width and all(cells) and not any(_is_number(c) for c in cells) and len(set(cells)) == width:
+            return cells
+    return None
+
+
+def _ecsv_header(sample: str) -> dict[str, Any] | None:
+    """Astropy ECSV: the YAML header in ``# `` lines gives column names, datatypes, units, descriptions."""
+    try:
+        import yaml
+    except ImportError:
+        return None
+    lines = []
+    for ln in sample.split("\n")[1:]:
+        if not ln.startswith("#"):
+            break
+        lines.append(ln[2:] if ln.startswith("# ") else ln[1:])
+    try:  # composed, not constructed: astropy's !astropy.units.Unit tags need no constructor, aliases no copies
+        root = yaml.compose("\n".join(lines), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None
+    doc = _plain(root, 0)
+    if not isinstance(doc, dict):
+        return None
+    out: dict[str, Any] = {"version": sample.split("\n", 1)[0][8:].strip()}
+    if isinstance(doc.get("delimiter"), str):
+        out["delimiter"] = doc["delimiter"]
+    cols = []
+    for c in (doc.get("datatype") or [])[:500]:
+        if isinstance(c, dict) and "name" in c:
+            cols.append({k: str(c[k])[:200] for k in ("name", "datatype", "unit", "description", "subtype")
+                         if k in c})
+    out["columns"] = cols
+    if isinstance(doc.get("meta"), dict):
+        out["meta_keys"] = [str(k)[:100] for k in list(doc["meta"])[:100]]
+    return out
+
+
+def _plain(node: Any, depth: int, budget: list[int] | None = None) -> Any:
+    """A YAML node graph as plain values, depth- and size-capped (every node is visited at most once)."""
+    budget = budget if budget is not None else [20_000]
+    budget[0] -= 1
+    if node is None or depth > 6 or budget[0] < 0:
+        return None
+    kind = type(node).__name__
+    if kind == "ScalarNode":
+        return str(node.value)[:200]
+    if kind == "SequenceNode":
+        return [_plain(v, depth + 1, budget) for v in node.value[:1000]]
+    if kind == "MappingNode":
+        return {str(getattr(k, "value", k))[:100]: _plain(v, depth + 1, budget) for k, v in node.value[:500]}
+    return None
+
+
 def _read_sample(path: str) -> tuple[bytes, str | None]:
     with open(path, "rb") as fh:
         magic = fh.read(2)
@@ -156,7 +230,20 @@ def extract_delimited(path: str) -> dict[str, Any]:
     if not raw.strip():
         raise ExtractorError("empty table")
     sample, encoding = _decode(raw)
-    delim, preamble, has_header = sniff_layout(sample)
+    ecsv = _ecsv_header(sample) if sample.startswith("# %ECSV") else None
+    comment = _comment_char(sample)
+    names: list[str] | None = None
+    try:
+        delim, preamble, has_header = sniff_layout(sample)
+    except ExtractorError:
+        if comment is None:
+            raise
+        # comment lines (a commented header, notes between blocks) blanked out, numbering kept
+        blanked = "\n".join("" if ln.lstrip().startswith(comment) else ln for ln in sample.split("\n"))
+        delim, preamble, has_header = sniff_layout(blanked)
+        names = _commented_header(sample, comment, delim, preamble, has_header)
+    if ecsv is not None:
+        delim = ecsv.get("delimiter", " ")
     options: dict[str, Any] = {
         "sep": r"\s+" if delim == " " else delim,
         "skiprows": preamble,
@@ -166,6 +253,10 @@ def extract_delimited(path: str) -> dict[str, Any]:
         "compression": compression,
         "skip_blank_lines": True,
     }
+    if comment is not None and comment != delim and (names is not None or ecsv is not None):
+        options["comment"] = comment
+    if names is not None:
+        options["names"] = names
     stats: dict[str, ColumnStats] = {}
     rows = 0
     with pd.read_csv(path, chunksize=CHUNK_ROWS, **options) as reader:
@@ -184,8 +275,19 @@ def extract_delimited(path: str) -> dict[str, Any]:
         for name in mixed:
             stats[name].kinds = {"object"}
     columns = [st.result() for st in stats.values()]
+    extra: dict[str, Any] = {}
+    if names is not None:
+        extra["commented_header"] = True
+    if ecsv is not None:
+        extra["ecsv"] = ecsv
+        units = {c["name"]: c for c in ecsv.get("columns", [])}
+        for col in columns:
+            meta = units.get(str(col.get("name")))
+            if meta:
+                col.update({k: v for k, v in meta.items() if k in ("unit", "datatype", "description")})
     return {
-        "format": "delimited",
+        **extra,
+        "format": "ecsv" if ecsv is not None else "delimited",
         "delimiter": delim,
         "header": has_header,
         "preamble_lines": preamble,
@@ -297,7 +399,7 @@ TABULAR = Extractor(
     name=NAME,
     version=VERSION,
     func=extract_tabular,
-    extensions=frozenset({"csv", "tsv", "psv", "csv.gz", "tsv.gz"}
+    extensions=frozenset({"csv", "tsv", "psv", "csv.gz", "tsv.gz", "ecsv"}
                          | ({"xlsx", "xlsm"} if _HAS_OPENPYXL else set()) | ({"xls"} if _HAS_XLRD else set())),
     mimes=frozenset({"text/csv", "text/tab-separated-values"}
                     | ({_XLSX_MIME} if _HAS_OPENPYXL else set())
