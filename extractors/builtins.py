@@ -11,10 +11,12 @@ from extractors.archives import ARCHIVES
 from extractors.audio import AUDIO
 from extractors.base import Extractor
 from extractors.c_code import C_CODE
+from extractors.columnar import COLUMNAR
 from extractors.config import CONFIG
 from extractors.dicom import DICOM
 from extractors.fits import FITS
 from extractors.fonts import FONTS
+from extractors.grib import GRIB
 from extractors.hdf5 import HDF5
 from extractors.idl import IDL
 from extractors.images import IMAGES
@@ -29,8 +31,9 @@ from extractors.pickles import PICKLE
 from extractors.python_code import PYTHON
 from extractors.seismic import SEISMIC
 from extractors.tabular import TABULAR
+from extractors.zarr_store import ZARR
 
 BUILTINS: tuple[Extractor, ...] = (
     TABULAR, JSONXML, KEYWORD, IMAGES, HDF5, NETCDF, PYTHON, C_CODE, ARCHIVES, NUMPY, FITS, PHYSICAL,
-    DICOM, MATLAB, FONTS, IDL, CONFIG, PICKLE, AUDIO, NEURO, SEISMIC,
+    DICOM, MATLAB, FONTS, IDL, CONFIG, PICKLE, AUDIO, NEURO, SEISMIC, COLUMNAR, GRIB, ZARR,
 )

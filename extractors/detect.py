@@ -83,6 +83,18 @@ EXTRA_MIMES: dict[str, str] = {
     "yaml": "application/yaml",
     "yml": "application/yaml",
     "mplstyle": "text/x-ini",
+    "feather": "application/vnd.apache.arrow.file",
+    "arrow": "application/vnd.apache.arrow.file",
+    "orc": "application/x-orc",
+    "dta": "application/x-stata-dta",
+    "grib": "application/x-grib",
+    "grb": "application/x-grib",
+    "grib2": "application/x-grib2",
+    "grb2": "application/x-grib2",
+    "zarray": "application/x-zarr",
+    "zgroup": "application/x-zarr",
+    "zattrs": "application/x-zarr",
+    "zmetadata": "application/x-zarr",
 }
 
 #: (offset, signature, mime), checked in order. These are "strong": a match is a
@@ -131,6 +143,8 @@ SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"ttcf", "font/collection"),
     (0, b"OTTO", "font/otf"),
     (0, b"StartFontMetrics", "application/x-font-afm"),
+    (0, b"ARROW1", "application/vnd.apache.arrow.file"),
+    (0, b"<stata_dta>", "application/x-stata-dta"),
     (0, b"<?xml", "application/xml"),
     (0, b"\xef\xbb\xbf<?xml", "application/xml"),
 )

@@ -22,6 +22,7 @@ from extractors.detect import (
     sniff_text,
 )
 from extractors.physical import PHYSICAL
+from extractors.zarr_store import ZARR, is_zarr_member
 
 ENTRY_POINT_GROUP = "xtract.extractors"
 #: Extensions whose content decides between a table and free text.
@@ -145,6 +146,9 @@ class Registry:
         binary format was promised (a CSV named .h5). Garbage with no signature stays
         with the extension's extractor, which then fails with a clear error.
         """
+        if (extension in ("", "json") or extension.isdigit() or extension in ZARR.extensions) and \
+                is_zarr_member(path) and ZARR.name in self.by_name:
+            return "application/x-zarr", self.by_name[ZARR.name]  # a Zarr store's metadata or chunk file
         mime, ex = self.for_extension(extension)
         specific = ex is not None and extension not in AMBIGUOUS_EXTENSIONS
         if specific and ex.kind == "any":  # type: ignore[union-attr]
