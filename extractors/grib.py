@@ -189,8 +189,9 @@ def extract_grib(path: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "format": "grib", "n_messages": n, "editions": sorted({m.get("edition") for m in messages if m.get("edition")}),
         "parameters": dict(params.most_common(MAX_LIST)), "levels": dict(levels.most_common(MAX_LIST)),
-        "reference_times": times[:MAX_LIST], "forecast_times": sorted({m["forecast_time"] for m in messages
-                                                                       if m.get("forecast_time") is not None})[:MAX_LIST],
+        "reference_times": times[:MAX_LIST],
+        "forecast_times": sorted({m["forecast_time"] for m in messages if m.get("forecast_time") is not None})[
+            :MAX_LIST],
         "grids": sorted({f"{m.get('grid')}{m.get('shape', '')}" for m in messages if m.get("grid")})[:MAX_LIST],
         "centres": sorted({m["centre"] for m in messages if m.get("centre") is not None}),
         "messages": [m for m in messages[:MAX_LIST]],
