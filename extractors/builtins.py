@@ -13,6 +13,7 @@ from extractors.base import Extractor
 from extractors.c_code import C_CODE
 from extractors.columnar import COLUMNAR
 from extractors.config import CONFIG
+from extractors.databases import DATABASES
 from extractors.dicom import DICOM
 from extractors.fits import FITS
 from extractors.fonts import FONTS
@@ -26,6 +27,7 @@ from extractors.matlab import MATLAB
 from extractors.netcdf import NETCDF
 from extractors.neuro import NEURO
 from extractors.numpy_files import NUMPY
+from extractors.office import OFFICE
 from extractors.physical import PHYSICAL
 from extractors.pickles import PICKLE
 from extractors.python_code import PYTHON
@@ -36,4 +38,5 @@ from extractors.zarr_store import ZARR
 BUILTINS: tuple[Extractor, ...] = (
     TABULAR, JSONXML, KEYWORD, IMAGES, HDF5, NETCDF, PYTHON, C_CODE, ARCHIVES, NUMPY, FITS, PHYSICAL,
     DICOM, MATLAB, FONTS, IDL, CONFIG, PICKLE, AUDIO, NEURO, SEISMIC, COLUMNAR, GRIB, ZARR,
+    OFFICE, DATABASES,
 )

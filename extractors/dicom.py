@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 from typing import Any
 
 from extractors.base import Extractor, ExtractorError, NotMyFormat, require
@@ -42,18 +43,31 @@ _VRS = {b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"
 
 
 def sniff_dicom(head: bytes) -> bool:
-    """A DICOM data set without the 128-byte preamble: group 0x0002/0x0008 first, a plausible VR or length."""
+    """A DICOM data set without the 128-byte preamble: two plausible elements of group 0x0002/0x0008 in a row."""
     if head[128:132] == b"DICM":
         return True
-    if len(head) < 8:
-        return False
-    group, elem = struct.unpack("<HH", head[:4])
-    if group not in (0x0002, 0x0008) or elem > 0x0100:
-        return False
-    if head[4:6] in _VRS:  # explicit VR little endian
-        return True
-    (length,) = struct.unpack("<I", head[4:8])  # implicit VR: a sane length
-    return length < 1024
+    for e in ("<", ">"):
+        pos, seen = 0, 0
+        while seen < 2 and pos + 8 <= len(head):
+            group, elem = struct.unpack_from(e + "HH", head, pos)
+            if group not in (0x0002, 0x0008) or (seen == 0 and elem > 0x0100):
+                break
+            if head[pos + 4 : pos + 6] in _VRS:  # explicit VR
+                vr = head[pos + 4 : pos + 6]
+                if vr in (b"OB", b"OW", b"OF", b"SQ", b"UT", b"UN", b"UC", b"UR", b"OD", b"OL", b"OV"):
+                    length = struct.unpack_from(e + "I", head, pos + 8)[0] if pos + 12 <= len(head) else 0
+                    pos += 12 + length
+                else:
+                    pos += 8 + struct.unpack_from(e + "H", head, pos + 6)[0]
+            else:  # implicit VR: a 4-byte length
+                length = struct.unpack_from(e + "I", head, pos + 4)[0]
+                if length == 0 or length > 1024:
+                    break
+                pos += 8 + length
+            seen += 1
+        if seen == 2:
+            return True
+    return False
 
 
 def _value(v: Any) -> Any:
@@ -80,6 +94,12 @@ def _value(v: Any) -> Any:
 
 
 def extract_dicom(path: str) -> dict[str, Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's notes on non-conformant values: the record still holds
+        return _extract_dicom(path)
+
+
+def _extract_dicom(path: str) -> dict[str, Any]:
     pydicom = require("pydicom", package="pydicom")
     from pydicom.errors import InvalidDicomError
 
