@@ -42,7 +42,8 @@ def run_find(root: str) -> tuple[int, float]:
 
 def run_ours(root: str, spool: str) -> tuple[int, float]:
     """(files, seconds) of the crawl task's code path, spool included."""
-    from tasks.crawl import LocalCrawler, crawl_to_spool
+    from tasks.crawl import crawl_to_spool
+    from tasks.habitats.local_crawl import LocalCrawler
 
     started = time.perf_counter()
     status = crawl_to_spool(LocalCrawler("local"), [root], spool)

@@ -34,8 +34,9 @@ def _rss_mb() -> float:
 
 def child(root: str, work: str, grouper: str) -> dict[str, float | int]:
     """Runs in the measured process."""
-    from tasks.crawl import LocalCrawler, crawl_to_spool
+    from tasks.crawl import crawl_to_spool
     from tasks.group import group_spool
+    from tasks.habitats.local_crawl import LocalCrawler
 
     after_imports = _rss_mb() if os.path.exists("/proc/self/statm") else float("nan")
     t0 = time.perf_counter()

@@ -23,7 +23,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import xtract_blocks._defaults  # noqa: E402, F401  (offline Prefect settings)
-from tasks.globus_crawl import GlobusCrawler  # noqa: E402
+from tasks.habitats.globus_crawl import GlobusCrawler  # noqa: E402
 from xtract_blocks.credentials import GlobusCredentials  # noqa: E402
 
 

@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tasks.search import SearchIndex  # noqa: E402
+from tasks.store.search import SearchIndex  # noqa: E402
 
 VARIABLES = ["tas", "pr", "psl", "uas", "vas", "hurs", "huss", "rsds", "rlds", "clt", "sfcWind", "tasmax", "tasmin",
              "evspsbl", "mrro", "snw", "zg", "ta", "ua", "va", "hus", "wap", "ts", "sic", "sst", "sos", "thetao"]

@@ -19,8 +19,10 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import NoReturn
 
+from xtract_blocks.errors import ConfigurationError
 
-class UsageError(Exception):
+
+class UsageError(ConfigurationError):
     """Bad command-line input, reported as one line before any work starts."""
 
 

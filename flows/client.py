@@ -25,7 +25,6 @@ from pydantic_core import to_jsonable_python
 
 import xtract_blocks._defaults  # noqa: F401  (offline Prefect settings before prefect is imported)
 from flows.client_launch import create_endpoint_run, spawn_runner
-from flows.client_spool import CrawlSpoolError, SpoolCursor, read_spool_page
 from flows.client_status import (
     CLIENT_TAG,
     UnknownCrawlError,
@@ -36,7 +35,12 @@ from flows.client_status import (
     read_runs,
     xtract_statuses,
 )
-from tasks.sink import metadata_layout
+from tasks.habitats import habitat_for
+from tasks.habitats.globus_offload import offload_by_transfer
+from tasks.habitats.local_offload import offload_local
+from tasks.pools.options import ExtractionOptions
+from tasks.store.crawl_spool import CrawlSpoolError, SpoolCursor, read_spool_page
+from tasks.store.layout import MetadataDir
 from xtract_blocks import GlobusCredentials, XtractEndpoint
 
 __all__ = ["CrawlSpoolError", "UnknownCrawlError", "XtractClient", "XtractClientError", "XtractEndpoint"]
@@ -72,8 +76,8 @@ class XtractClient:
                                         "block or its name) or set GLOBUS_CLIENT_ID and GLOBUS_CLIENT_SECRET")
             self.credentials.check()
         self.executor = executor
-        self.run_options: dict[str, Any] = {"executor": executor, "workers": workers, "batch_size": batch_size,
-                                            "time_limit_s": time_limit_s}
+        self.extraction = ExtractionOptions(executor=executor, workers=workers, batch_size=batch_size,  # type: ignore[arg-type]
+                                            time_limit_s=time_limit_s)
         self.crawl_ids: list[str] = []
         self.cid_to_xep_map: dict[str, XtractEndpoint] = {}
         self.xtract_ids: dict[str, str] = {}
@@ -108,10 +112,10 @@ class XtractClient:
         if not isinstance(xep, XtractEndpoint):
             raise XtractClientError(f"expected an XtractEndpoint, got {type(xep).__name__}")
         credentials = xep.credentials
-        if xep.repo_type == "globus" and credentials is None:
+        if credentials is None and habitat_for(xep).needs_credentials:
             if self.credentials is None:
-                raise XtractClientError(f"endpoint {xep.globus_ep_id} is a Globus collection: give the client or "
-                                        "the endpoint GlobusCredentials")
+                raise XtractClientError(f"endpoint {xep.globus_ep_id or xep.dirs} is a {xep.repo_type} endpoint: give "
+                                        "the client or the endpoint GlobusCredentials")
             credentials = self.credentials
         name = getattr(xep, "_block_document_name", None)
         if name and credentials is xep.credentials:
@@ -157,7 +161,7 @@ class XtractClient:
                 after: str | None = None, extra: dict[str, Any] | None = None) -> str:
         params: dict[str, Any] = {"endpoint": name, "stage": stage, **(extra or {})}
         run_id = create_endpoint_run(params, tags=[CLIENT_TAG, f"stage:{stage}", *tags])
-        state_dir = metadata_layout(os.path.abspath(os.path.expanduser(xep.local_mdata_path)))["state"]
+        state_dir = MetadataDir.of(xep.local_mdata_path).state
         log = os.path.join(state_dir, f"run-{run_id}.log")
         self._procs.append(spawn_runner(run_id, log_path=log, after=as_uuid(after) if after else None))
         return str(run_id)
@@ -220,8 +224,7 @@ class XtractClient:
                 payload.append({"crawl_id": cid, "file_ls": [], "num_files": 0, "queue_empty": False})
                 continue
             run = runs[as_uuid(cid)]
-            spool = metadata_layout(os.path.abspath(os.path.expanduser(
-                self._endpoint_of(cid, run).local_mdata_path)))["crawl_spool"]
+            spool = MetadataDir.of(self._endpoint_of(cid, run).local_mdata_path).crawl_spool
             cursor = self._cursors.setdefault(cid, SpoolCursor())
             if cursor.identity is None and run.end_time is not None and os.path.exists(spool) \
                     and os.stat(spool).st_mtime > run.end_time.timestamp() + 1.0:
@@ -247,20 +250,15 @@ class XtractClient:
 
     def xtract(self, crawl_ids: list[str] | str | None = None) -> list[int]:
         """Start extraction of every crawl (each waits for its crawl to finish); 200 per endpoint once started."""
-        from flows.endpoint_flow import xtract_endpoint
-
         ids = self._ids(crawl_ids)
-        accepts = set(xtract_endpoint.parameters.properties)
         with _prefect_client() as client:
             runs = read_runs(client, [as_uuid(c) for c in ids])
         codes = []
         for cid in ids:
             run = runs[as_uuid(cid)]
             name = run.parameters["endpoint"]  # exactly what the crawl ran with
-            extra = {k: v for k, v in self.run_options.items() if v is not None and k in accepts}
+            extra = {"extraction": self.extraction.model_dump(mode="json", exclude_defaults=True)}
             xep = self._endpoint_of(cid, run)
-            if "container_path" in accepts and self.container_paths.get(xep.funcx_ep_id or "local"):
-                extra["container_path"] = self.container_paths[xep.funcx_ep_id or "local"]
             self.xtract_ids[cid] = self._launch(name, xep, "xtract", tags=[crawl_tag(cid)], after=cid, extra=extra)
             codes.append(200)
         return codes
@@ -298,18 +296,14 @@ class XtractClient:
             raise XtractClientError(f"extraction of crawl {failed[0]['crawl_id']} {failed[0]['xtract_status']}: "
                                     f"{failed[0]['message']}; nothing offloaded")
         endpoints = {cid: self._endpoint_of(cid) for cid in ids}
-        sources = {ep.slug(): os.path.abspath(os.path.expanduser(ep.local_mdata_path)) for ep in endpoints.values()}
+        sources = {ep.slug(): MetadataDir.of(ep.local_mdata_path).root for ep in endpoints.values()}
         if dest_ep_id is None:
-            from tasks.offload import offload_local
-
             return offload_local(sources, dest_path, delete_source=delete_source)
         return self._offload_by_transfer(list(endpoints.values()), sources, dest_ep_id, dest_path, timeout,
                                          delete_source)
 
     def _offload_by_transfer(self, endpoints: list[XtractEndpoint], sources: dict[str, str], dest_ep_id: str,
                              dest_path: str, timeout: float, delete_source: bool) -> str:
-        from tasks.globus_offload import offload_by_transfer
-
         local_eps = {(ep.local_ep_id, ep.local_ep_root) for ep in endpoints}
         if len(local_eps) != 1 or None in {e for e, _ in local_eps}:
             raise XtractClientError("offload by Globus transfer needs local_ep_id (the collection exposing this "

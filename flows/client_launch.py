@@ -24,13 +24,14 @@ from uuid import UUID
 
 import xtract_blocks._defaults  # noqa: F401  (offline Prefect settings before prefect is imported)
 from flows.endpoint_flow import xtract_endpoint  # imported up front: crawl() must not pay for it
+from xtract_blocks.errors import ClientError
 
 #: how often a waiting extraction run polls its crawl run.
 POLL_S = 1.0
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class LaunchError(RuntimeError):
+class LaunchError(ClientError):
     """The flow run could not be created or its process could not be started."""
 
 

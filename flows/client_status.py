@@ -21,13 +21,16 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort
 
+from tasks.artifacts import CRAWL_STATUS, XTRACT_COUNTERS, kind_of
+from xtract_blocks.errors import ClientError
+
 CLIENT_TAG = "xtract-client"
 CRAWL_COUNTERS = ("bytes_crawled", "files_crawled", "groups_crawled")
 SEED_COUNTERS = ("cumu_orch_enter", "cumu_pulled", "cumu_scheduled", "cumu_to_schedule", "flagged_unknown")
 
 
-class XtractClientError(RuntimeError):
-    """Root error of the facade: every failure is an exception with a message, never a silent None."""
+#: The facade's errors: every failure is an exception with a message, never a silent None.
+XtractClientError = ClientError
 
 
 class UnknownCrawlError(XtractClientError, KeyError):
@@ -59,8 +62,8 @@ def read_runs(client: SyncPrefectClient, ids: list[UUID]) -> dict[UUID, FlowRun]
     return found
 
 
-def latest_tables(client: SyncPrefectClient, run_ids: list[UUID], suffix: str) -> dict[UUID, list[dict[str, Any]]]:
-    """The newest table artifact whose key ends with ``suffix``, per flow run."""
+def latest_tables(client: SyncPrefectClient, run_ids: list[UUID], kind: str) -> dict[UUID, list[dict[str, Any]]]:
+    """The newest table artifact of one kind (tasks.artifacts), per flow run."""
     if not run_ids:
         return {}
     arts = client.read_artifacts(
@@ -69,7 +72,7 @@ def latest_tables(client: SyncPrefectClient, run_ids: list[UUID], suffix: str) -
     )
     out: dict[UUID, list[dict[str, Any]]] = {}
     for art in arts:
-        if art.flow_run_id in out or not (art.key or "").endswith(suffix):
+        if art.flow_run_id in out or kind_of(art.key) != kind:
             continue
         data = json.loads(art.data) if isinstance(art.data, str) else art.data
         if isinstance(data, list):
@@ -86,7 +89,7 @@ def crawl_statuses(client: SyncPrefectClient, crawl_ids: list[str | UUID]) -> li
     """One seed crawl-status dict per id: crawl_id, status, message, data{bytes,files,groups crawled}."""
     ids = [as_uuid(c) for c in crawl_ids]
     runs = read_runs(client, ids)
-    tables = latest_tables(client, ids, "crawl-status")
+    tables = latest_tables(client, ids, CRAWL_STATUS)
     payload = []
     for cid in ids:
         run, rows = runs[cid], tables.get(cid)
@@ -133,7 +136,7 @@ def xtract_statuses(client: SyncPrefectClient, crawl_ids: list[str | UUID]) -> l
         if xrun is None:
             raise XtractClientError(f"no extraction was started for crawl {cid}: call xtract() first")
         xruns[cid] = xrun
-    tables = latest_tables(client, [r.id for r in xruns.values()], "xtract-counters")
+    tables = latest_tables(client, [r.id for r in xruns.values()], XTRACT_COUNTERS)
     payload = []
     for cid in ids:
         xrun = xruns[cid]

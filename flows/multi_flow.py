@@ -14,35 +14,33 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed
 
-from flows.endpoint_flow import ExecutorKind, xtract_endpoint
+from flows.endpoint_flow import xtract_endpoint
 from tasks.offload import offload
+from tasks.pools.options import ExtractionOptions
 from xtract_blocks import XtractEndpoint
 
 
 @flow(name="xtract")
 def xtract(
     endpoints: list[XtractEndpoint | str],
-    executor: ExecutorKind = "local",
-    workers: int | None = None,
-    batch_size: int | None = None,
-    time_limit_s: float = 120.0,
+    extraction: ExtractionOptions | None = None,
     dest_path: str | None = None,
 ) -> Any:
     """Extract metadata from every endpoint concurrently; optionally offload all of it together.
 
     Args:
         endpoints: XtractEndpoint blocks or names of saved ones.
-        workers: total local worker processes, shared out between the endpoints.
+        extraction: where and how extractors run; its ``workers`` (total local worker processes) are shared
+            out between the endpoints.
         dest_path: when set, every endpoint's metadata is copied under dest_path/YYYY-MM-DD-hh:mm:ss/<endpoint>/.
     """
     if not endpoints:
         raise ValueError("no endpoints given")
-    total = workers or os.cpu_count() or 1
-    each = max(1, total // len(endpoints))
+    options = extraction or ExtractionOptions()
+    each = options.model_copy(update={"workers": max(1, (options.workers or os.cpu_count() or 1) // len(endpoints))})
     with ThreadPoolExecutor(max_workers=len(endpoints), thread_name_prefix="xtract-endpoint") as pool:
         futures = [
-            pool.submit(contextvars.copy_context().run, xtract_endpoint, ep, executor=executor, workers=each,
-                        batch_size=batch_size, time_limit_s=time_limit_s, return_state=True)
+            pool.submit(contextvars.copy_context().run, xtract_endpoint, ep, extraction=each, return_state=True)
             for ep in endpoints
         ]
         states = [f.result() for f in futures]

@@ -20,8 +20,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from extractors.registry import AMBIGUOUS_EXTENSIONS, Registry, default_registry
-from tasks.arrow_columns import column, string_scalar, strings
-from tasks.records import GROUP_SCHEMA, SpoolWriter, iter_spool, iter_spool_batches
+from tasks.results import Grouped
+from tasks.store.arrow_columns import column, string_scalar, strings
+from tasks.store.records import GROUP_SCHEMA, SpoolWriter, iter_spool, iter_spool_batches
 
 Row = dict[str, Any]
 GrouperFn = Callable[[list[Row]], list[list[Row]]]
@@ -278,9 +279,9 @@ def iter_groups(groups_spool: str) -> Iterator[dict[str, Any]]:
 
 
 @task(name="group", cache_policy=NO_CACHE, task_run_name="group-{endpoint_name}")
-def group(crawl_spool: str, groups_spool: str, grouper: str, *, endpoint_name: str = "endpoint") -> dict[str, Any]:
+def group(crawl_spool: str, groups_spool: str, grouper: str, *, endpoint_name: str = "endpoint") -> Grouped:
     """Group the crawled files; counts by provisional extractor go to the log."""
     counts = group_spool(crawl_spool, groups_spool, grouper)
     get_run_logger().info("%d files in %d groups (%s); by extractor: %s", counts["files"], counts["groups"],
                           grouper, counts["by_extractor"])
-    return counts
+    return Grouped(groups=counts["groups"], files=counts["files"], by_extractor=counts["by_extractor"])

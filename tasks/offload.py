@@ -1,78 +1,47 @@
-"""Offload stage: copy a metadata directory to its destination under a timestamp folder.
+"""Offload stage: copy (or transfer) metadata directories to their destination under a timestamp folder.
 
-Only the published contract (index.parquet, groups/) is copied; the run's private
-state (.xtract/) stays behind so reruns still resume. The source is removed only
-after the copy is complete and verified.
+A destination collection (``dest_endpoint_id``) means a Globus transfer; otherwise the
+destination is a directory of this machine. Either way only the published contract moves.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from datetime import UTC, datetime
 from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, Field
 
-PUBLISHED = ("index.parquet", "groups")
-
-
-class OffloadError(Exception):
-    """The metadata could not be copied to its destination."""
-
-
-def timestamp_folder(now: datetime | None = None) -> str:
-    return (now or datetime.now(UTC)).strftime("%Y-%m-%d-%H:%M:%S")
+from tasks.habitats.globus import offload_by_globus
+from tasks.habitats.local_offload import offload_local
+from xtract_blocks import XtractEndpoint
 
 
-def safe_join(root: str, *parts: str) -> str:
-    """Join under ``root``; refuse anything (``..``, absolute parts) that escapes it."""
-    root_abs = os.path.realpath(root)
-    target = os.path.realpath(os.path.join(root_abs, *parts))
-    if os.path.commonpath([root_abs, target]) != root_abs:
-        raise OffloadError(f"refusing to write outside {root}: {os.path.join(*parts)!r}")
-    return target
+class OffloadOptions(BaseModel):
+    """Where the metadata goes beyond the endpoint's local_mdata_path."""
 
-
-def offload_local(sources: dict[str, str], dest_path: str, *, delete_source: bool = False,
-                  folder: str | None = None) -> str:
-    """Copy each endpoint's metadata to dest_path/<timestamp>/<name>/; returns the timestamp folder."""
-    if not dest_path:
-        raise OffloadError("no destination path given for the offload")
-    stamp = folder or timestamp_folder()
-    target_root = safe_join(dest_path, stamp)
-    os.makedirs(target_root, exist_ok=True)
-    for name, out_dir in sources.items():
-        if not os.path.isfile(os.path.join(out_dir, "index.parquet")):
-            raise OffloadError(f"{out_dir} holds no index.parquet: run the extraction first")
-        target = safe_join(target_root, name) if len(sources) > 1 else target_root
-        for item in PUBLISHED:
-            src = os.path.join(out_dir, item)
-            dst = os.path.join(target, item)
-            if os.path.isdir(src):
-                shutil.copytree(src, dst, dirs_exist_ok=True)
-            elif os.path.exists(src):
-                os.makedirs(target, exist_ok=True)
-                shutil.copy2(src, dst)
-        _verify(out_dir, target)
-    if delete_source:
-        for out_dir in sources.values():
-            shutil.rmtree(os.path.join(out_dir, "groups"), ignore_errors=True)
-            os.unlink(os.path.join(out_dir, "index.parquet"))
-    return target_root
-
-
-def _verify(src: str, dst: str) -> None:
-    want = sorted(os.listdir(os.path.join(src, "groups"))) if os.path.isdir(os.path.join(src, "groups")) else []
-    have = sorted(os.listdir(os.path.join(dst, "groups"))) if os.path.isdir(os.path.join(dst, "groups")) else []
-    if not set(want) <= set(have) or not os.path.isfile(os.path.join(dst, "index.parquet")):
-        raise OffloadError(f"copy of {src} to {dst} is incomplete")
+    dest_path: str | None = Field(
+        default=None, description="Copy the metadata under dest_path/YYYY-MM-DD-hh:mm:ss/ ('' = the destination's "
+        "default directory: the current directory, or a collection's default directory).")
+    dest_endpoint_id: str | None = Field(
+        default=None, description="Offload by Globus transfer to dest_path on this collection (docs/globus.md).")
+    delete_source: bool = Field(default=False, description="Remove the local metadata after a verified offload.")
+    search_index_id: str | None = Field(default=None, description="Ingest the metadata into this Globus Search "
+                                        "index.")
+    search_visible_to: list[str] | None = Field(default=None, description="Who may see the Search entries "
+                                                "(default ['public']).")
 
 
 @task(name="offload", cache_policy=NO_CACHE)
-def offload(sources: dict[str, str], dest_path: str, *, delete_source: bool = False) -> dict[str, Any]:
+def offload(sources: dict[str, str], dest_path: str, *, delete_source: bool = False,
+            dest_endpoint_id: str | None = None, endpoint: XtractEndpoint | None = None,
+            timeout_s: float = 3600.0) -> dict[str, Any]:
     """Copy metadata directories (endpoint name -> dir) to dest_path/YYYY-MM-DD-hh:mm:ss/."""
-    path = offload_local(sources, dest_path, delete_source=delete_source)
+    if dest_endpoint_id:
+        assert endpoint is not None, "offload by transfer needs the endpoint block (its credentials)"
+        path = offload_by_globus(endpoint, sources, dest_endpoint_id, dest_path, delete_source=delete_source,
+                                 timeout_s=timeout_s)["path"]
+    else:
+        path = offload_local(sources, dest_path, delete_source=delete_source)
     get_run_logger().info("offloaded metadata of %d endpoint(s) to %s", len(sources), path)
     return {"path": path, "endpoints": sorted(sources)}

@@ -12,7 +12,6 @@ an "and N more" row. The same numbers go to in-process observers
 from __future__ import annotations
 
 import base64
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,8 +26,11 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from tasks.artifacts import CHART, CRAWL_ERRORS, CRAWL_STATUS, PROGRESS, REPORT, SUMMARY, XTRACT_COUNTERS, artifact_key
 from tasks.counters import XtractCounters
+from tasks.habitats.base import CrawlStatus
 from tasks.observers import notify
+from tasks.results import RunSummary
 from tasks.units import human_bytes, human_count, human_duration, human_rate
 
 #: Longest table an artifact shows; the rest is summarised in one "and N more" row.
@@ -51,11 +53,6 @@ COUNTER_MEANINGS = {
     "retries": "batches split and resubmitted after a failure",
     "pool_restarts": "times the worker pool was restarted",
 }
-
-
-def artifact_key(*parts: str) -> str:
-    key = re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
-    return re.sub(r"-{2,}", "-", key)[:100] or "xtract"
 
 
 def cap_rows(rows: list[dict[str, Any]], total: int | None = None, *, limit: int = MAX_TABLE_ROWS,
@@ -110,7 +107,7 @@ class ProgressReporter:
         self._last_table = self.started
         notify("xtract", slug, "start", groups_total=total_groups)
         self.artifact_id = publish_safely(
-            create_progress_artifact, progress=0.0, key=artifact_key(slug, "progress"),
+            create_progress_artifact, progress=0.0, key=artifact_key(slug, PROGRESS),
             description=f"Groups extracted or skipped of {human_count(total_groups)} for {slug}",
         )
 
@@ -138,7 +135,7 @@ def counter_rows(counters: XtractCounters) -> list[dict[str, Any]]:
 
 
 def _publish_counter_table(slug: str, counters: XtractCounters) -> None:
-    publish_safely(create_table_artifact, table=counter_rows(counters), key=artifact_key(slug, "xtract-counters"),
+    publish_safely(create_table_artifact, table=counter_rows(counters), key=artifact_key(slug, XTRACT_COUNTERS),
                    description=f"Xtract counters for {slug}")
 
 
@@ -167,13 +164,13 @@ def crawl_status_row(crawl_id: str, crawl: dict[str, Any], groups: int) -> dict[
     }
 
 
-def publish_crawl_status(slug: str, crawl_id: str, crawl: dict[str, Any], groups: int) -> None:
-    publish_safely(create_table_artifact, table=[crawl_status_row(crawl_id, crawl, groups)],
-                   key=artifact_key(slug, "crawl-status"), description=f"Crawl status for {slug}")
-    if crawl.get("errors"):
-        errs = sorted(crawl["errors"], key=lambda e: e["path"])
-        shown = cap_rows(errs, total=crawl.get("dirs_failed", len(errs)))
-        publish_safely(create_table_artifact, table=shown, key=artifact_key(slug, "crawl-errors"),
+def publish_crawl_status(slug: str, crawl_id: str, crawl: CrawlStatus, groups: int) -> None:
+    publish_safely(create_table_artifact, table=[crawl_status_row(crawl_id, vars(crawl), groups)],
+                   key=artifact_key(slug, CRAWL_STATUS), description=f"Crawl status for {slug}")
+    if crawl.errors:
+        errs = sorted(crawl.errors, key=lambda e: e["path"])
+        shown = cap_rows(errs, total=crawl.dirs_failed or len(errs))
+        publish_safely(create_table_artifact, table=shown, key=artifact_key(slug, CRAWL_ERRORS),
                        description=f"Directories of {slug} that could not be listed (sorted by path)")
 
 
@@ -191,7 +188,8 @@ def extractor_table(by_extractor: dict[str, dict[str, int]], *, limit: int = 25)
     return lines
 
 
-def publish_summary(slug: str, summary: dict[str, Any], by_extractor: dict[str, dict[str, int]]) -> None:
+def publish_summary(slug: str, run: RunSummary, by_extractor: dict[str, dict[str, int]]) -> None:
+    summary = run.as_dict()
     lines = [
         f"# Xtract summary: {slug}",
         "",
@@ -206,7 +204,7 @@ def publish_summary(slug: str, summary: dict[str, Any], by_extractor: dict[str, 
     if summary.get("report"):
         lines.append(f"- report: `{summary['report']}` (`xtract report {summary['metadata_dir']}` rebuilds it)")
     lines += ["", *extractor_table(by_extractor)]
-    publish_safely(create_markdown_artifact, markdown="\n".join(lines), key=artifact_key(slug, "summary"),
+    publish_safely(create_markdown_artifact, markdown="\n".join(lines), key=artifact_key(slug, SUMMARY),
                    description=f"Xtract summary for {slug}")
 
 
@@ -217,8 +215,8 @@ def svg_data_uri(svg: str) -> str:
 def publish_report(slug: str, html_path: str, charts: dict[str, str]) -> None:
     """A link artifact to the HTML report and one image artifact per headline chart (inline SVG)."""
     publish_safely(create_link_artifact, link=f"file://{html_path}", link_text=f"Xtract report for {slug}",
-                   key=artifact_key(slug, "report"),
+                   key=artifact_key(slug, REPORT),
                    description=f"Self-contained HTML report of {slug} (open from the machine that ran it)")
     for name, svg in charts.items():
-        publish_safely(create_image_artifact, image_url=svg_data_uri(svg), key=artifact_key(slug, "chart", name),
+        publish_safely(create_image_artifact, image_url=svg_data_uri(svg), key=artifact_key(slug, CHART, name),
                        description=f"{name.replace('-', ' ')} of {slug}")

@@ -30,9 +30,13 @@ from extractors.batch import (
     write_json_atomic,
 )
 from tasks.counters import XtractCounters
-from tasks.executors import ExecutorSpec, ExtractionPool, open_pool
 from tasks.group import iter_groups
-from tasks.state import StateStore
+from tasks.pools.base import ExtractionPool, PoolSpec
+from tasks.pools.plan import open_pool
+from tasks.status import ProgressReporter, publish_counters
+from tasks.store.journal import StateStore
+from tasks.store.layout import MetadataDir
+from tasks.store.search import SyncWhileRunning
 
 Group = dict[str, Any]
 GRACE_S = 30.0
@@ -122,7 +126,7 @@ class ExtractionRun:
         self.state = state
         self.run_id = run_id
         self.out_dir = out_dir
-        self.groups_dir = os.path.join(out_dir, "groups")
+        self.groups_dir = MetadataDir.of(out_dir).groups
         self.limit_s = limit_s
         self.max_retries = max_retries
         self.counters = counters or XtractCounters()
@@ -325,16 +329,14 @@ class ExtractionRun:
 
 
 @task(name="xtract", cache_policy=NO_CACHE, task_run_name="xtract-{endpoint_name}")
-def xtract(groups_spool: str, out_dir: str, run_id: str, spec: ExecutorSpec, *, total_groups: int,
+def xtract(groups_spool: str, out_dir: str, run_id: str, spec: PoolSpec, *, total_groups: int,
            endpoint_name: str = "endpoint", batch_size: int | None = None,
            limit_s: float | None = 120.0, max_retries: int = 1) -> dict[str, Any]:
     """Extract every group not already done; returns the counters."""
-    from tasks.search import SyncWhileRunning
-    from tasks.status import ProgressReporter, publish_counters
-
     logger = get_run_logger()
-    os.makedirs(os.path.join(out_dir, "groups"), exist_ok=True)
-    remove_partial_files(os.path.join(out_dir, "groups"))  # left by a killed run; no writer is running now
+    layout = MetadataDir.of(out_dir)
+    os.makedirs(layout.groups, exist_ok=True)
+    remove_partial_files(layout.groups)  # left by a killed run; no writer is running now
     workers = spec.resolved_workers()
     # >= 8 batches per worker: the last batches finish close together (the tail costs at most ~1/8 of a
     # worker's share), while 200 groups per call keeps Prefect/IPC cost per batch, not per file.
@@ -347,7 +349,7 @@ def xtract(groups_spool: str, out_dir: str, run_id: str, spec: ExecutorSpec, *, 
         reporter(c)
         sync_search()
 
-    state = StateStore(os.path.join(out_dir, ".xtract"))
+    state = StateStore(layout.state)
     pool = open_pool(spec)
     try:
         # Creating one file per group is ~10% of a worker's time (measured, bench/RESULTS.md): with a

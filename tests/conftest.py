@@ -12,7 +12,6 @@ import xtract_blocks._defaults  # noqa: F401  (offline Prefect settings before p
 from tests.compute_service.fixtures import compute_loop, compute_loop_session  # noqa: F401  (real Globus Compute loop)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-VALIDATOR = REPO.parent / "shared" / "tools" / "validate_metadata_dir.py"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sys
 from typing import Any
 
 import pandas as pd
@@ -34,6 +35,10 @@ def small_corpus(root: pathlib.Path) -> dict[str, pathlib.Path]:
     return files
 
 
+#: `xtract validate` as a subprocess with this interpreter: the project's own check of the output contract.
+VALIDATE = [sys.executable, "-m", "flows.cli", "validate"]
+
+
 def check_contract(out: pathlib.Path, expected_files: int | None = None) -> pd.DataFrame:
     """Assert index.parquet and groups/*.json agree with the output contract; return the index."""
     idx = pd.read_parquet(out / "index.parquet")
@@ -54,6 +59,9 @@ def check_contract(out: pathlib.Path, expected_files: int | None = None) -> pd.D
     assert set(in_groups) == set(idx["path"])
     assert all(in_groups[p] == gid for p, gid in zip(idx["path"], idx["group_id"], strict=True))
     assert not list((out / "groups").glob(".tmp-*")), "a half-written group file was left behind"
+    from tasks.store.validate import validate_metadata_dir
+
+    assert validate_metadata_dir(str(out), expected_files=expected_files) == []
     return idx
 
 

@@ -19,11 +19,14 @@ from collections.abc import Callable
 from typing import Any
 
 from extractors.registry import reload_registry
-from tasks.crawl import LocalCrawler, crawl_to_spool
-from tasks.executors import ExecutorSpec, ExtractionPool
+from tasks.crawl import crawl_to_spool
 from tasks.group import group_spool, iter_groups
-from tasks.sink import finalize_metadata, metadata_layout
-from tasks.state import StateStore
+from tasks.habitats.local_crawl import LocalCrawler
+from tasks.pools.base import PoolSpec
+from tasks.pools.process import ProcessPool
+from tasks.sink import finalize_metadata
+from tasks.store.journal import StateStore
+from tasks.store.layout import MetadataDir
 from tasks.xtract import ExtractionRun, make_batches, skip_done
 
 PLUGIN_SOURCE = '''
@@ -107,19 +110,19 @@ def run_pipeline(root: pathlib.Path, out: pathlib.Path, *, workers: int = 2, bat
     ``between`` runs after the crawl and before extraction (to change the files under it);
     ``run_options`` go to ExtractionRun (hooks such as ``on_record``).
     """
-    layout = metadata_layout(str(out))
-    crawl_to_spool(LocalCrawler(), [str(root)], layout["crawl_spool"])
-    group_spool(layout["crawl_spool"], layout["groups_spool"], grouper)
+    layout = MetadataDir.of(str(out))
+    crawl_to_spool(LocalCrawler(), [str(root)], layout.crawl_spool)
+    group_spool(layout.crawl_spool, layout.groups_spool, grouper)
     if between is not None:
         between()
-    os.makedirs(layout["groups"], exist_ok=True)
+    os.makedirs(layout.groups, exist_ok=True)
     run_id = uuid.uuid4().hex
-    state = StateStore(layout["state"])
-    pool = ExtractionPool(ExecutorSpec(workers=workers, memory_limit_mb=memory_mb))
+    state = StateStore(layout.state)
+    pool = ProcessPool(PoolSpec(workers=workers, memory_limit_mb=memory_mb))
     try:
         run = ExtractionRun(pool, state, run_id, str(out), limit_s=limit_s, max_retries=max_retries,
                             grace_s=grace_s, poll_s=0.2, **run_options)
-        todo = skip_done(iter_groups(layout["groups_spool"]), state, run_id, run.counters)
+        todo = skip_done(iter_groups(layout.groups_spool), state, run_id, run.counters)
         run.run(make_batches(todo, max_groups=batch), max_in_flight=workers * 2)
     finally:
         pool.close()

@@ -11,8 +11,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import VALIDATOR
-from tests.helpers import check_contract, small_corpus
+from tests.helpers import VALIDATE, check_contract, small_corpus
 
 ASK_OTHER_PROCESS = """
 import json, sys
@@ -137,7 +136,7 @@ def test_round_trip_crawl_status_flush_xtract_offload(tmp_path, subprocess_env):
     path = xtr.offload_metadata(dest_path=str(dest))
     assert pathlib.Path(path).parent == dest and (pathlib.Path(path) / "index.parquet").is_file()
     assert len(list((pathlib.Path(path) / "groups").glob("*.json"))) == len(files)
-    check = subprocess.run([sys.executable, str(VALIDATOR), path, "--files", str(len(files))],
+    check = subprocess.run([*VALIDATE, path, "--files", str(len(files))],
                            capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
     xtr.wait(timeout_s=30)

@@ -1,6 +1,6 @@
 """Globus Compute path: SDK serializer round trips, the local stand-in, registration, sizing, faults, the flow.
 
-No Globus service is reachable, so the endpoint is ``tasks.compute.standin`` (see
+No Globus service is reachable, so the endpoint is ``tasks.pools.globus_compute.standin`` (see
 docs/compute.md for why the SDK Executor itself cannot be pointed at a loopback).
 Every payload still goes through globus_compute_sdk's ComputeSerializer and runs in
 a fresh interpreter where only ``extractors`` is importable.
@@ -32,8 +32,10 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 
 from extractors.batch import run_batch
 from flows.endpoint_flow import xtract_endpoint
-from tasks.compute.entry import xtract_remote_batch
-from tasks.compute.registration import (
+from tasks.pools.base import ComputeOptions, PoolSpec
+from tasks.pools.globus_compute.containers import container_uri, user_endpoint_config
+from tasks.pools.globus_compute.entry import xtract_remote_batch
+from tasks.pools.globus_compute.registration import (
     ComputeConfigError,
     StandinBackend,
     ensure_registered,
@@ -41,15 +43,15 @@ from tasks.compute.registration import (
     load_registry,
     make_backend,
 )
-from tasks.compute.sizing import PayloadTooLarge, fit_payload, make_serializer, payload_bytes
-from tasks.compute.standin import LocalComputeEndpoint, TaskPayloadTooLarge, registered_functions
-from tasks.containers import container_uri, user_endpoint_config
-from tasks.executor_compute import compute_options
-from tasks.executors import ExecutorSpec, open_pool
-from tasks.state import StateStore
+from tasks.pools.globus_compute.sizing import fit_payload, make_serializer, payload_bytes
+from tasks.pools.globus_compute.standin import LocalComputeEndpoint, registered_functions
+from tasks.pools.options import ExtractionOptions
+from tasks.pools.plan import open_pool
+from tasks.store.journal import StateStore
 from tasks.xtract import ExtractionRun, make_batches
 from tests.helpers import check_contract, small_corpus, write_csv
 from xtract_blocks import GlobusComputeSettings, XtractEndpoint
+from xtract_blocks.errors import PayloadTooLarge
 
 
 def group_of(path: pathlib.Path, gid: str | None = None) -> dict:
@@ -97,7 +99,7 @@ def test_compute_entry_functions_round_trip_sdk_serializers_in_fresh_interpreter
             assert [r["files"][0]["status"] for r in out["results"]] == ["ok", "error"]
         ex.serializer = make_serializer()
         # the worker cannot import Prefect or our Prefect-side packages: the entry needs only extractors
-        import tasks.compute.standin as standin_mod
+        import tasks.pools.globus_compute.standin as standin_mod
 
         ex.serializer = ComputeSerializer(strategy_code=DillCode())  # by reference: needs module `tasks`
         probe = ex.submit(standin_mod.registered_functions, str(tmp_path))
@@ -125,7 +127,7 @@ def test_compute_payload_sizing_matches_sdk_and_splits(tmp_path):
     ex = LocalComputeEndpoint("ep", state_dir=str(tmp_path / "ep"), workers=1, payload_limit=limit)
     try:
         fut = ex.submit(xtract_remote_batch, groups)
-        with pytest.raises(TaskPayloadTooLarge):
+        with pytest.raises(PayloadTooLarge):
             fut.result(timeout=5)
     finally:
         ex.shutdown()
@@ -173,7 +175,7 @@ def test_compute_container_naming():
 
 
 def _pool_run(tmp_path, settings, groups, *, limit_s=20.0, grace_s=30.0, workers=2, during=None):
-    spec = ExecutorSpec(kind="globus-compute", workers=workers, options=compute_options("ep-1", settings))
+    spec = PoolSpec(kind="globus-compute", workers=workers, compute=ComputeOptions("ep-1", settings))
     pool = open_pool(spec)
     out = tmp_path / "out"
     (out / "groups").mkdir(parents=True, exist_ok=True)
@@ -271,7 +273,10 @@ def test_compute_flow_with_containers_registry_and_counters(tmp_path):
     files = small_corpus(tmp_path / "data")
     settings = standin_settings(tmp_path, container_type="apptainer", container_path="/images")
     ep = XtractEndpoint(dirs=[str(tmp_path / "data")], local_mdata_path=str(tmp_path / "out"), funcx_ep_id="ep-1")
-    state = xtract_endpoint(ep, executor="globus-compute", workers=2, compute_settings=settings, return_state=True)
+    state = xtract_endpoint(ep,
+                            extraction=ExtractionOptions(executor="globus-compute", workers=2),
+                            compute_settings=settings,
+                            return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()
     idx = check_contract(tmp_path / "out", expected_files=6)
@@ -295,6 +300,7 @@ def test_compute_flow_with_containers_registry_and_counters(tmp_path):
     assert "fx.success" in str(counters.data)
 
     # a second run reuses the registered function (same code) and skips the done groups
-    again = xtract_endpoint(ep, executor="globus-compute", workers=2, compute_settings=settings, return_state=True)
+    again = xtract_endpoint(ep, extraction=ExtractionOptions(executor="globus-compute", workers=2),
+                            compute_settings=settings, return_state=True)
     assert again.is_completed() and again.result()["skipped"] == 6
     assert registered_functions(str(tmp_path / "endpoint")) == [rows[0]["function_id"]]

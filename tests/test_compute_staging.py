@@ -18,11 +18,13 @@ import pandas as pd
 import pytest
 
 from flows.endpoint_flow import xtract_endpoint
-from tasks.compute.remote_results import RemoteResults
-from tasks.executor_compute import compute_options
-from tasks.executors import ExecutorSpec, open_pool
-from tasks.staging import StagingConfig
-from tasks.state import StateStore
+from tasks.habitats.globus_transfer import StagingConfig
+from tasks.offload import OffloadOptions
+from tasks.pools.base import ComputeOptions, PoolSpec
+from tasks.pools.globus_compute.remote_results import RemoteResults
+from tasks.pools.options import ExtractionOptions
+from tasks.pools.plan import open_pool
+from tasks.store.journal import StateStore
 from tasks.xtract import ExtractionRun, make_batches
 from tests.globus_service.testing import loopback_globus
 from tests.helpers import check_contract, load_group, small_corpus, write_csv
@@ -92,14 +94,17 @@ def test_compute_staging_flow_data_without_compute(globus, tmp_path):
     out = tmp_path / "out"
     ep = XtractEndpoint(repo_type="globus", globus_ep_id=ids["data"], local_ep_id=ids["local"], dirs=[str(data)],
                         local_mdata_path=str(out), credentials=globus.credentials)
-    state = xtract_endpoint(ep, executor="globus-compute", workers=2, batch_size=3, compute_settings=settings,
-                            dest_path="/runs", dest_endpoint_id=ids["dest"], return_state=True)
+    state = xtract_endpoint(ep,
+                            extraction=ExtractionOptions(executor="globus-compute", workers=2, batch_size=3),
+                            compute_settings=settings,
+                            offload_to=OffloadOptions(dest_path="/runs", dest_endpoint_id=ids["dest"]),
+                            return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()
 
     local_out = tmp_path / "out-local"
-    local = xtract_endpoint(XtractEndpoint(dirs=[str(data)], local_mdata_path=str(local_out)), workers=2,
-                            return_state=True)
+    local = xtract_endpoint(XtractEndpoint(dirs=[str(data)], local_mdata_path=str(local_out)),
+                            extraction=ExtractionOptions(workers=2), return_state=True)
     assert local.is_completed(), local.message
     idx, idx_local = check_contract(out, expected_files=7), check_contract(local_out, expected_files=7)
     pd.testing.assert_frame_equal(idx, idx_local)
@@ -142,8 +147,7 @@ def test_compute_staging_cap_rounds_and_prefetch_overlap(globus, tmp_path):
                            staging_dir=str(compute_fs / "staging"), local_ep_root=str(compute_fs),
                            poll_interval_s=0.2, remote=True, max_bytes=cap, max_staged=3)
     settings = standin(tmp_path)
-    spec = ExecutorSpec(kind="globus-staging", workers=2,
-                        options={"inner": "globus-compute", "staging": config, **compute_options("ep-1", settings)})
+    spec = PoolSpec(kind="globus-compute", workers=2, staging=config, compute=ComputeOptions("ep-1", settings))
     out = tmp_path / "out"
     (out / "groups").mkdir(parents=True)
     state = StateStore(str(out / ".xtract"))
@@ -187,8 +191,8 @@ def test_compute_oversized_result_written_remotely_and_transferred_back(globus, 
         target = out / uuid.uuid4().hex
         (target / "groups").mkdir(parents=True)
         state = StateStore(str(target / ".xtract"))
-        pool = open_pool(ExecutorSpec(kind="globus-compute", workers=1,
-                                      options={**compute_options("ep-1", standin(tmp_path)), **options}))
+        pool = open_pool(PoolSpec(kind="globus-compute", workers=1,
+                                  compute=ComputeOptions("ep-1", standin(tmp_path), **options)))
         try:
             ExtractionRun(pool, state, "run-1", str(target), limit_s=20.0, poll_s=0.1).run(
                 make_batches(iter(groups), max_groups=2), max_in_flight=1)

@@ -19,8 +19,10 @@ from distributed import KilledWorker
 
 from flows.cli import main as cli_main
 from flows.endpoint_flow import xtract_endpoint
-from tasks.executors import ExecutorSpec, open_pool
-from tasks.state import StateStore
+from tasks.pools.base import PoolSpec
+from tasks.pools.options import ExtractionOptions
+from tasks.pools.plan import open_pool
+from tasks.store.journal import StateStore
 from tasks.xtract import ExtractionRun, make_batches
 from tests.helpers import check_contract, small_corpus, write_csv
 from xtract_blocks import GlobusComputeSettings, XtractEndpoint
@@ -32,16 +34,18 @@ TIMING_FIELDS = ("extracted_at", "seconds")
 @pytest.fixture(scope="module")
 def dask_pool():
     """The pool ``--executor dask`` opens without an address: a LocalCluster of worker processes."""
-    pool = open_pool(ExecutorSpec(kind="dask", workers=2, memory_limit_mb=2048))
+    pool = open_pool(PoolSpec(kind="dask", workers=2, memory_limit_mb=2048))
     try:
         yield pool
     finally:
         pool.close()
 
 
-def run_flow(data: pathlib.Path, out: pathlib.Path, **kwargs) -> dict:
+def run_flow(data: pathlib.Path, out: pathlib.Path, compute_settings: GlobusComputeSettings | None = None,
+             **options) -> dict:
     ep = XtractEndpoint(dirs=[str(data)], local_mdata_path=str(out), funcx_ep_id="ep-equiv")
-    state = xtract_endpoint(ep, workers=2, return_state=True, **kwargs)
+    state = xtract_endpoint(ep, extraction=ExtractionOptions(workers=2, **options), compute_settings=compute_settings,
+                            return_state=True)
     assert state.is_completed(), state.message
     return state.result()
 

@@ -122,7 +122,9 @@ def test_flow_parameters_render_a_usable_form_in_the_ui():
     refs = [o["$ref"].split("/")[-1] for o in props["endpoint"]["anyOf"] if "$ref" in o]
     assert [defs[r]["block_type_slug"] for r in refs] == ["xtract-endpoint"]
     assert {"type": "string"} in props["endpoint"]["anyOf"]
-    assert props["executor"]["enum"] == ["local", "dask", "globus-compute"]
+    assert len(props) <= 7, "habitat settings come from the block, executor settings from one options model"
+    options = [o["$ref"].split("/")[-1] for o in props["extraction"]["anyOf"] if "$ref" in o]
+    assert defs[options[0]]["properties"]["executor"]["enum"] == ["local", "dask", "globus-compute"]
     assert props["stage"]["enum"] == ["all", "crawl", "xtract"] and props["stage"]["default"] == "all"
     grouper = [o for o in props["grouper"]["anyOf"] if "enum" in o]
     assert grouper and grouper[0]["enum"] == ["file_is_group", "directory", "related"]
@@ -205,7 +207,8 @@ def test_xtract_serve_runs_what_prefect_deployment_run_starts(server, tmp_path):
     XtractEndpoint(dirs=[str(tmp_path / "repo")], local_mdata_path=str(out)).save("served-ep")
     log = open(tmp_path / "serve.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--name", "served", "--endpoint",
-                             "served-ep", "--grouper", "directory", "--param", "time_limit_s=60"], cwd=REPO,
+                             "served-ep", "--grouper", "directory", "--workers", "2", "--param",
+                             'extraction={"time_limit_s": 60}'], cwd=REPO,
                             env=server, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
     try:
@@ -219,7 +222,8 @@ def test_xtract_serve_runs_what_prefect_deployment_run_starts(server, tmp_path):
                     assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
                     assert time.monotonic() < deadline, "xtract serve registered no deployment"
                     time.sleep(1)
-            assert dep.parameters == {"endpoint": "served-ep", "grouper": "directory", "time_limit_s": 60}
+            assert dep.parameters == {"endpoint": "served-ep", "grouper": "directory",
+                                      "extraction": {"workers": 2, "time_limit_s": 60}}
             cli(server, "deployment", "run", "xtract-endpoint/served")
             (run,) = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id])))
         done = wait_final(run.id)

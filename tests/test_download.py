@@ -11,11 +11,15 @@ import fsspec
 import pytest
 
 from flows.endpoint_flow import xtract_endpoint
-from tasks.download import DownloadError, download_files, items_from_index, local_target
-from tasks.search import search
+from tasks.habitats import download_files
+from tasks.habitats.download import local_target
+from tasks.pools.options import ExtractionOptions
+from tasks.store.index import items_from_index
+from tasks.store.search import search
 from tests.helpers import check_contract, write_csv
 from tests.loopback_http import LoopbackServer
 from xtract_blocks import HttpCredentials, XtractEndpoint
+from xtract_blocks.errors import DownloadError
 
 
 def _payload(root: pathlib.Path) -> dict[str, bytes]:
@@ -115,7 +119,7 @@ def https_run(tmp_path_factory: pytest.TempPathFactory):
         srv.state.token = "tok-e2e"
         ep = XtractEndpoint(repo_type="https", dirs=[srv.url], local_mdata_path=str(out),
                             http=HttpCredentials(bearer_token="tok-e2e"))
-        state = xtract_endpoint(ep, workers=1, return_state=True)
+        state = xtract_endpoint(ep, extraction=ExtractionOptions(workers=1), return_state=True)
         assert state.is_completed(), state.message
         srv.state.token = None  # the CLI tests below download without the block
         yield srv, out, data, state.result()

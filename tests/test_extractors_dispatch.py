@@ -255,8 +255,7 @@ def test_plugin_is_found_by_a_fresh_worker_process(plugin_dir, tmp_path):
 def test_flow_indexes_extractor_and_mime(tmp_path):
     from flows.endpoint_flow import xtract_endpoint
     from tasks.pools.options import ExtractionOptions
-    from tests.conftest import VALIDATOR
-    from tests.helpers import check_contract
+    from tests.helpers import VALIDATE, check_contract
     from xtract_blocks import XtractEndpoint
 
     corpus = write_corpus(tmp_path / "data")
@@ -269,6 +268,6 @@ def test_flow_indexes_extractor_and_mime(tmp_path):
                                                                    idx["mime"], strict=True)}
     assert rows == {name: (ex, st, mime) for name, (_, ex, st, mime) in corpus.items()}
     assert not (tmp_path / "UNPICKLED").exists()
-    proc = subprocess.run([sys.executable, str(VALIDATOR), str(out), "--files", str(len(corpus))],
+    proc = subprocess.run([*VALIDATE, str(out), "--files", str(len(corpus))],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr

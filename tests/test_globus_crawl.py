@@ -9,8 +9,10 @@ from functools import partial
 
 import pytest
 
-from tasks.crawl import CRAWLERS, LocalCrawler, get_crawler
-from tasks.globus_crawl import GlobusCrawler, crawl_retry_config, parse_last_modified
+from tasks.crawl import get_crawler
+from tasks.habitats import HABITATS
+from tasks.habitats.globus_crawl import GlobusCrawler, crawl_retry_config, parse_last_modified
+from tasks.habitats.local_crawl import LocalCrawler
 from tests.globus_service.testing import loopback_globus
 from xtract_blocks import XtractEndpoint
 
@@ -121,7 +123,7 @@ def test_globus_crawl_root_may_be_a_file_and_registry_dispatches(globus, tmp_pat
     make_tree(tmp_path)
     ep_id = globus.service.transfer.add_endpoint(str(tmp_path))
     ep = XtractEndpoint(repo_type="globus", globus_ep_id=ep_id, dirs=["/top.bin"], credentials=globus.credentials)
-    assert "globus" in CRAWLERS
+    assert "globus" in HABITATS
     crawler = get_crawler(ep)
     got = crawl_all(crawler, ep.dirs)
     assert [(r.path, r.size) for r in got] == [("/top.bin", 10)]

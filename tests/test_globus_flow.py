@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from flows.endpoint_flow import xtract_endpoint
+from tasks.offload import OffloadOptions
+from tasks.pools.options import ExtractionOptions
 from tests.globus_service import TransferBehaviour
 from tests.globus_service.testing import loopback_globus
 from tests.helpers import check_contract, load_group, small_corpus
@@ -46,13 +48,15 @@ def test_globus_flow_matches_local_run_and_offloads_and_ingests(globus, setup, t
     index_id = globus.service.search.add_index()
     out = tmp_path / "out-globus"
     ep = globus_endpoint(globus, data, ids, out, search_index_id=index_id)
-    state = xtract_endpoint(ep, workers=2, dest_path="/runs", dest_endpoint_id=ids["dest"], return_state=True,
-                            search_visible_to=["urn:globus:groups:id:abc"])
+    state = xtract_endpoint(ep, extraction=ExtractionOptions(workers=2),
+                            offload_to=OffloadOptions(dest_path="/runs", dest_endpoint_id=ids["dest"],
+                                                      search_visible_to=["urn:globus:groups:id:abc"]),
+                            return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()
     local_out = tmp_path / "out-local"
-    local = xtract_endpoint(XtractEndpoint(dirs=[str(data)], local_mdata_path=str(local_out)), workers=2,
-                            return_state=True)
+    local = xtract_endpoint(XtractEndpoint(dirs=[str(data)], local_mdata_path=str(local_out)),
+                            extraction=ExtractionOptions(workers=2), return_state=True)
     assert local.is_completed(), local.message
     idx_g, idx_l = check_contract(out, expected_files=6), check_contract(local_out, expected_files=6)
     pd.testing.assert_frame_equal(idx_g, idx_l)
@@ -78,7 +82,8 @@ def test_globus_flow_survives_429_storm_and_5xx_burst(globus, setup, tmp_path):
     svc.inject("/transfer/v0.10/task/", 3, status=503, every=2)
     svc.inject("/transfer/v0.10/transfer", 1, status=502)
     out = tmp_path / "out"
-    state = xtract_endpoint(globus_endpoint(globus, data, ids, out), workers=2, return_state=True)
+    state = xtract_endpoint(globus_endpoint(globus, data, ids, out), extraction=ExtractionOptions(workers=2),
+                            return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()
     assert summary["dirs_failed"] == 0 and summary["files_crawled"] == 6
@@ -91,7 +96,8 @@ def test_globus_flow_forbidden_subtree_is_recorded(globus, setup, tmp_path):
     data, files, ids, _ = setup
     globus.service.transfer.forbidden.add((ids["data"], str(data / "a" / "b")))
     out = tmp_path / "out"
-    state = xtract_endpoint(globus_endpoint(globus, data, ids, out), workers=2, return_state=True)
+    state = xtract_endpoint(globus_endpoint(globus, data, ids, out), extraction=ExtractionOptions(workers=2),
+                            return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()
     assert summary["dirs_failed"] == 1 and summary["files_crawled"] == 4
@@ -104,7 +110,8 @@ def test_globus_flow_failed_staging_is_retried_and_nothing_lost(globus, setup, t
     data, _, ids, _ = setup
     globus.service.transfer.behaviours.append(TransferBehaviour("fail", "staging", "PERMISSION_DENIED"))
     out = tmp_path / "out"
-    state = xtract_endpoint(globus_endpoint(globus, data, ids, out), workers=2, batch_size=3, return_state=True)
+    state = xtract_endpoint(globus_endpoint(globus, data, ids, out),
+                            extraction=ExtractionOptions(workers=2, batch_size=3), return_state=True)
     assert state.is_completed(), state.message
     idx = check_contract(out, expected_files=6)
     assert set(idx["status"]) <= {"ok", "unknown", "error"} and (idx["status"] == "error").sum() == 1
@@ -117,8 +124,10 @@ def test_globus_flow_offload_that_hangs_or_fails_fails_the_run_keeping_metadata(
     t = globus.service.transfer
     t.behaviours.append(TransferBehaviour(mode, "metadata offload"))
     out = tmp_path / "out"
-    state = xtract_endpoint(globus_endpoint(globus, data, ids, out), workers=2, dest_path="/runs",
-                            dest_endpoint_id=ids["dest"], delete_source=True, transfer_timeout_s=2,
+    state = xtract_endpoint(globus_endpoint(globus, data, ids, out),
+                            extraction=ExtractionOptions(workers=2, transfer_timeout_s=2),
+                            offload_to=OffloadOptions(dest_path="/runs", dest_endpoint_id=ids["dest"],
+                                                      delete_source=True),
                             return_state=True)
     assert state.is_failed()
     assert error in state.message or error in repr(state.result(raise_on_failure=False))

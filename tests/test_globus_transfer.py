@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from tasks.globus_offload import offload_by_transfer
-from tasks.globus_search import SearchIngestError, ingest_metadata, iter_entries
-from tasks.transfer import TransferFailed, TransferTimeout, transfer_and_wait
+from tasks.habitats.globus_offload import offload_by_transfer
+from tasks.habitats.globus_search import SearchIngestError, ingest_metadata, iter_entries
+from tasks.habitats.globus_transfer import TransferFailed, TransferTimeout, transfer_and_wait
 from tests.globus_service import TransferBehaviour
 from tests.globus_service.testing import loopback_globus
 from tests.helpers import small_corpus

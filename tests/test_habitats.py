@@ -11,9 +11,10 @@ import pytest
 
 from flows.endpoint_flow import xtract_endpoint
 from tasks.crawl import get_crawler
-from tasks.fsspec_crawl import FsspecCrawler
-from tasks.http_crawl import HttpCrawler, parse_file_list, parse_listing
-from tasks.search import search
+from tasks.habitats.fsspec_crawl import FsspecCrawler
+from tasks.habitats.https_crawl import HttpCrawler, parse_file_list, parse_listing
+from tasks.pools.options import ExtractionOptions
+from tasks.store.search import search
 from tests.helpers import check_contract, write_csv
 from tests.loopback_http import LoopbackServer
 from xtract_blocks import CredentialsError, FsspecFilesystem, GlobusCredentials, HttpCredentials, XtractEndpoint
@@ -138,7 +139,7 @@ def test_fsspec_memory_endpoint_runs_end_to_end(tmp_path: pathlib.Path) -> None:
     try:
         ep = XtractEndpoint(repo_type="fsspec", dirs=["/run"], local_mdata_path=str(tmp_path / "out"),
                             filesystem=FsspecFilesystem(protocol="memory"))
-        state = xtract_endpoint(ep, workers=1, return_state=True)
+        state = xtract_endpoint(ep, extraction=ExtractionOptions(workers=1), return_state=True)
         assert state.is_completed(), state.message
     finally:
         fs.rm("/run", recursive=True)

@@ -10,7 +10,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tasks.crawl import get_crawler
-from tasks.download import download_files
+from tasks.habitats import download_files
 from xtract_blocks import FsspecFilesystem, XtractEndpoint
 
 

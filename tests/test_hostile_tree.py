@@ -13,13 +13,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
 from extractors.fspath import to_fs, to_text
-from tests.conftest import VALIDATOR
-from tests.helpers import check_contract, write_csv
+from tests.helpers import VALIDATE, check_contract, write_csv
 
 SPARSE_BYTES = 64 * 1024**3
 SETPRIV = shutil.which("setpriv") if os.geteuid() == 0 else None
@@ -83,7 +81,7 @@ def test_hostile_tree_every_readable_file_once_and_clear_errors(tmp_path, xtract
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     idx = check_contract(out, expected_files=len(paths))
-    check = subprocess.run([sys.executable, str(VALIDATOR), str(out), "--files", str(len(paths))],
+    check = subprocess.run([*VALIDATE, str(out), "--files", str(len(paths))],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     got = idx.set_index("path")

@@ -18,10 +18,11 @@ import pytest
 
 from extractors.detect import split_extension
 from extractors.registry import default_registry
-from tasks.arrow_columns import column, record_batch, strings
-from tasks.crawl import LocalCrawler, crawl_to_spool
+from tasks.crawl import crawl_to_spool
 from tasks.group import _VECTOR_KEYS, GROUPERS, _group_columnar, _group_rows
-from tasks.records import iter_spool, path_extensions, permission_strings
+from tasks.habitats.local_crawl import LocalCrawler
+from tasks.store.arrow_columns import column, record_batch, strings
+from tasks.store.records import iter_spool, path_extensions, permission_strings
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRICKY = ["a/b/data.tar.gz", "x.CSV", ".bashrc", "noext", "v1.2.final.gz", "/d/.tar.gz", "/d/tar.gz", "/d.x/tar",
@@ -64,11 +65,12 @@ def test_buffer_built_arrays_equal_pa_array():
 
 def test_crawl_and_group_leave_pandas_unimported(tmp_path):
     """pyarrow imports pandas on its first list conversion (0.3-0.5 s): the flow process must not pay it
-    before extraction starts (tasks/arrow_columns.py)."""
+    before extraction starts (tasks/store/arrow_columns.py)."""
     _tree(tmp_path / "t")
     code = f"""
 import sys
-from tasks.crawl import LocalCrawler, crawl_to_spool
+from tasks.crawl import crawl_to_spool
+from tasks.habitats.local_crawl import LocalCrawler
 from tasks.group import GROUPERS, group_spool, iter_groups
 crawl_to_spool(LocalCrawler(), [{str(tmp_path / "t")!r}], {str(tmp_path / "c.parquet")!r})
 for name in sorted(GROUPERS):
@@ -166,7 +168,7 @@ def _reference_flatten(value, keys, parts, key="", budget=32_000):
 
 
 def test_search_text_fast_path_matches_the_plain_recursion():
-    from tasks.search_text import flatten
+    from tasks.store.search_text import flatten
 
     rng = random.Random(5)
 
@@ -206,9 +208,10 @@ def _imported(module: str) -> bool:
 
 def test_local_workers_start_with_the_extractor_stack_imported():
     """Workers fork from a server that imported pandas and the extractors once (not once per worker)."""
-    from tasks.executors import ExecutorSpec, ExtractionPool
+    from tasks.pools.base import PoolSpec
+    from tasks.pools.process import ProcessPool
 
-    pool = ExtractionPool(ExecutorSpec(workers=1))
+    pool = ProcessPool(PoolSpec(workers=1))
     try:
         assert pool.submit(_imported, "pandas").result(timeout=120)
         assert pool.submit(_imported, "extractors.builtins").result(timeout=120)
@@ -228,7 +231,8 @@ def test_forked_workers_take_this_process_umask_environment_and_file_limit(monke
     """What a spawned worker would inherit now, not what the fork server had when it started."""
     import resource
 
-    from tasks.executors import ExecutorSpec, ExtractionPool, start_worker_server
+    from tasks.pools.base import PoolSpec
+    from tasks.pools.process import ProcessPool, start_worker_server
 
     start_worker_server()  # already running in most sessions: started before the changes below
     monkeypatch.setenv("XTRACT_TEST_MARK", "set-after-the-server-started")
@@ -236,7 +240,7 @@ def test_forked_workers_take_this_process_umask_environment_and_file_limit(monke
     old_fsize = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (50_000_000, old_fsize[1]))
     try:
-        pool = ExtractionPool(ExecutorSpec(workers=1))
+        pool = ProcessPool(PoolSpec(workers=1))
     finally:
         os.umask(old_umask)
         resource.setrlimit(resource.RLIMIT_FSIZE, old_fsize)

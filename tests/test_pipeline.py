@@ -13,13 +13,14 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
 
 from flows.endpoint_flow import xtract_endpoint
+from tasks.pools.options import ExtractionOptions
 from tests.helpers import check_contract, load_group, small_corpus, write_csv
 from xtract_blocks import XtractEndpoint
 
 
 def run(root: pathlib.Path, out: pathlib.Path, **kwargs):
     ep = XtractEndpoint(dirs=[str(root)], local_mdata_path=str(out), grouper=kwargs.pop("grouper", "file_is_group"))
-    state = xtract_endpoint(ep, workers=2, return_state=True, **kwargs)
+    state = xtract_endpoint(ep, **kwargs, extraction=ExtractionOptions(workers=2), return_state=True)
     assert state.is_completed(), state.message
     return state, state.result()
 
@@ -152,7 +153,7 @@ def test_several_endpoints_run_as_subflows_and_offload_together(tmp_path):
     for name in ("one", "two"):
         small_corpus(tmp_path / name)
         eps.append(XtractEndpoint(dirs=[str(tmp_path / name)], local_mdata_path=str(tmp_path / f"out-{name}")))
-    state = xtract(eps, workers=2, dest_path=str(tmp_path / "dest"), return_state=True)
+    state = xtract(eps, extraction=ExtractionOptions(workers=2), dest_path=str(tmp_path / "dest"), return_state=True)
     assert state.is_completed(), state.message
     summaries = state.result()
     assert [s["files_crawled"] for s in summaries] == [6, 6]

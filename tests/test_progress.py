@@ -20,6 +20,7 @@ from rich.console import Console
 from flows.endpoint_flow import xtract_endpoint
 from flows.progress import PlainProgress, RichProgress, make_display, print_summary, summary_lines
 from tasks.observers import StageEvent, notify, observing, subscribe
+from tasks.pools.options import ExtractionOptions
 from tests.helpers import check_contract, small_corpus
 from xtract_blocks import XtractEndpoint
 
@@ -134,7 +135,7 @@ def test_the_flow_stages_notify_observers(tmp_path):
     display = PlainProgress(out, every_s=0.0)
     ep = XtractEndpoint(dirs=[str(tmp_path / "data")], local_mdata_path=str(tmp_path / "out"))
     with display.running():
-        state = xtract_endpoint(ep, workers=2, return_state=True)
+        state = xtract_endpoint(ep, extraction=ExtractionOptions(workers=2), return_state=True)
     assert state.is_completed(), state.message
     text = out.getvalue()
     assert "crawl: started on 1 path(s)" in text

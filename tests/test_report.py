@@ -19,6 +19,7 @@ from flows.cli import main
 from flows.endpoint_flow import xtract_endpoint
 from flows.report import ReportError, build_report
 from flows.report.aggregate import summarize
+from tasks.pools.options import ExtractionOptions
 from tests.helpers import small_corpus, write_csv
 from xtract_blocks import XtractEndpoint
 
@@ -44,7 +45,7 @@ def ran(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     richer_corpus(root / "data")
     ep = XtractEndpoint(dirs=[str(root / "data")], local_mdata_path=str(root / "out"))
-    state = xtract_endpoint(ep, workers=2, return_state=True)
+    state = xtract_endpoint(ep, extraction=ExtractionOptions(workers=2), return_state=True)
     assert state.is_completed(), state.message
     return root / "out", state.result(), ep.slug()
 

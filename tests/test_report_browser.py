@@ -22,6 +22,7 @@ import pytest
 from websockets.sync.client import connect
 
 from flows.endpoint_flow import xtract_endpoint
+from tasks.pools.options import ExtractionOptions
 from tests.test_report import CHART_IDS, richer_corpus
 from xtract_blocks import XtractEndpoint
 
@@ -114,7 +115,7 @@ def test_report_in_headless_chromium(tmp_path, browser):
     richer_corpus(tmp_path / "data")
     out = tmp_path / "out"
     ep = XtractEndpoint(dirs=[str(tmp_path / "data")], local_mdata_path=str(out))
-    state = xtract_endpoint(ep, workers=2, return_state=True)
+    state = xtract_endpoint(ep, extraction=ExtractionOptions(workers=2), return_state=True)
     assert state.is_completed(), state.message
     page = out / "report.html"
     url = page.as_uri()

@@ -11,8 +11,9 @@ import subprocess
 import pytest
 
 from flows.endpoint_flow import xtract_endpoint
-from tasks.search import QuerySyntaxError, SearchIndex, index_path, search, update_index
-from tasks.search_text import file_text, to_fts_query
+from tasks.pools.options import ExtractionOptions
+from tasks.store.search import QuerySyntaxError, SearchIndex, index_path, search, update_index
+from tasks.store.search_text import file_text, to_fts_query
 from tests.helpers import check_contract
 from xtract_blocks import XtractEndpoint
 
@@ -41,7 +42,7 @@ def _corpus(root: pathlib.Path) -> None:
 
 def _run(root: pathlib.Path, out: pathlib.Path) -> dict:
     ep = XtractEndpoint(dirs=[str(root)], local_mdata_path=str(out))
-    state = xtract_endpoint(ep, workers=1, return_state=True)
+    state = xtract_endpoint(ep, extraction=ExtractionOptions(workers=1), return_state=True)
     assert state.is_completed(), state.message
     return state.result()
 
@@ -130,7 +131,7 @@ def test_rerun_updates_only_what_changed_and_drops_what_left(tmp_path: pathlib.P
 
 def test_batches_are_indexed_as_they_are_journalled_without_a_full_merge(tmp_path: pathlib.Path) -> None:
     """The run's mid-run indexing covers exactly what the final full merge would have indexed."""
-    from tasks.search import SyncWhileRunning
+    from tasks.store.search import SyncWhileRunning
     from tests.reliability_plugin import run_pipeline
 
     root, out = tmp_path / "repo", tmp_path / "out"

@@ -21,10 +21,12 @@ from prefect.logging.handlers import APILogWorker
 from pydantic import SecretStr
 
 from flows.endpoint_flow import xtract_endpoint
-from tasks.offload import OffloadError, offload_local, safe_join
+from tasks.habitats.local_offload import offload_local, safe_join
+from tasks.pools.options import ExtractionOptions
 from tests.helpers import check_contract, small_corpus
 from tests.reliability_plugin import run_pipeline
 from xtract_blocks import GlobusCredentials, XtractEndpoint
+from xtract_blocks.errors import OffloadError
 
 SECRET = "xtract-TEST-client-secret-7f3a9c1e55d2"
 TOKEN = "xtract-TEST-refresh-token-0b8e44aa"
@@ -68,10 +70,10 @@ def test_client_secret_never_reaches_logs_artifacts_parameters_metadata_or_cli(t
     creds = GlobusCredentials(client_id="11111111-2222-3333-4444-555555555555", client_secret=SecretStr(SECRET),
                               refresh_tokens={"transfer.api.globus.org": SecretStr(TOKEN)})
     ep = XtractEndpoint(dirs=[str(tmp_path / "data")], local_mdata_path=str(out), credentials=creds)
-    ok = xtract_endpoint(ep, workers=1, return_state=True)
+    ok = xtract_endpoint(ep, extraction=ExtractionOptions(workers=1), return_state=True)
     assert ok.is_completed(), ok.message
     bad_ep = XtractEndpoint(dirs=[str(tmp_path / "missing")], local_mdata_path=str(out), credentials=creds)
-    failed = xtract_endpoint(bad_ep, workers=1, return_state=True)
+    failed = xtract_endpoint(bad_ep, extraction=ExtractionOptions(workers=1), return_state=True)
     assert failed.is_failed()
     with pytest.raises(Exception) as raised:
         failed.result()

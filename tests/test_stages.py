@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from extractors.detect import mime_from_head, split_extension
-from tasks.crawl import LocalCrawler
 from tasks.group import group_related
+from tasks.habitats.local_crawl import LocalCrawler
 
 
 def test_split_extension():
@@ -71,7 +71,7 @@ def test_related_grouper_by_stem():
 def test_parallel_walk_finds_exactly_what_one_walker_finds(tmp_path):
     """Past HELPER_AFTER_FILES a helper process walks half the pending directories: same files,
     same sizes, each directory's files still contiguous, errors and symlinks still counted."""
-    from tasks.crawl import HELPER_AFTER_FILES
+    from tasks.habitats.local_crawl import HELPER_AFTER_FILES
 
     per_dir = 100
     n_dirs = HELPER_AFTER_FILES // per_dir + 20

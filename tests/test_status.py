@@ -12,6 +12,7 @@ from prefect.states import Running
 from flows.cli import main
 from flows.endpoint_flow import xtract_endpoint
 from tasks.counters import XtractCounters
+from tasks.pools.options import ExtractionOptions
 from tasks.status import cap_rows, counter_rows, crawl_status_row, extractor_table, progress_text
 from tasks.units import human_bytes, human_count, human_duration, human_rate
 from tests.helpers import small_corpus
@@ -57,7 +58,7 @@ def finished_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("status")
     small_corpus(root / "data")
     ep = XtractEndpoint(dirs=[str(root / "data")], local_mdata_path=str(root / "out"))
-    state = xtract_endpoint(ep, workers=2, return_state=True)
+    state = xtract_endpoint(ep, extraction=ExtractionOptions(workers=2), return_state=True)
     assert state.is_completed(), state.message
     return state.result()
 

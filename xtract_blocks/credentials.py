@@ -23,6 +23,8 @@ from globus_sdk.transport import RetryConfig
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, PrivateAttr, SecretStr
 
+from xtract_blocks.errors import CredentialsError
+
 TRANSFER_RS = TransferScopes.resource_server
 SEARCH_RS = SearchScopes.resource_server
 COMPUTE_RS = ComputeScopes.resource_server
@@ -32,10 +34,6 @@ DEFAULT_SCOPES: dict[str, str] = {
     SEARCH_RS: str(SearchScopes.all),
     COMPUTE_RS: str(ComputeScopes.all),
 }
-
-
-class CredentialsError(Exception):
-    """A credential is missing, incomplete or rejected; never carries the secret."""
 
 
 class GlobusCredentials(CredentialsBlock):

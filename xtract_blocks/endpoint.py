@@ -12,7 +12,8 @@ from pydantic import Field, field_validator
 from xtract_blocks.credentials import GlobusCredentials
 from xtract_blocks.http import FsspecFilesystem, HttpCredentials
 
-RepoType = Literal["local", "globus", "https", "fsspec"]
+#: The built-in habitats; a plugin adds its own through the ``xtract.habitats`` entry point.
+BUILTIN_REPO_TYPES = ("local", "globus", "https", "fsspec")
 Grouper = Literal["file_is_group", "directory", "related"]
 
 
@@ -26,9 +27,10 @@ class XtractEndpoint(Block):
     _block_type_slug = "xtract-endpoint"
     _description = "A repository to crawl and extract metadata from, and where the metadata is written."
 
-    repo_type: RepoType = Field(
+    repo_type: str = Field(
         default="local", description="'local' (this machine), 'globus' (a collection), 'https' (web server "
-        "directory listings or file lists) or 'fsspec' (any fsspec filesystem: s3, gcs, ...)."
+        "directory listings or file lists), 'fsspec' (any fsspec filesystem: s3, gcs, ...), or a habitat a plugin "
+        "registers. Case does not matter.", json_schema_extra={"examples": list(BUILTIN_REPO_TYPES)},
     )
     globus_ep_id: str | None = Field(
         default=None, description="Globus collection id holding the data (repo_type 'globus')."
@@ -75,6 +77,11 @@ class XtractEndpoint(Block):
     search_index_id: str | None = Field(
         default=None, description="Globus Search index to ingest the metadata into (optional)."
     )
+
+    @field_validator("repo_type", mode="before")
+    @classmethod
+    def _repo_type_any_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("dirs", mode="before")
     @classmethod

@@ -58,7 +58,7 @@ def select_items(args: argparse.Namespace) -> list[tuple[str, int | None, float 
     out = os.path.abspath(args.metadata_dir)
     filters = {"extractor": args.extractor, "ext": args.ext, "status": args.status}
     if args.query or any(filters.values()):
-        from tasks.search import SearchError, search
+        from tasks.store.search import SearchError, search
 
         try:
             hits = search(args.query, out, limit=args.limit or 10**9, **filters)
@@ -67,7 +67,7 @@ def select_items(args: argparse.Namespace) -> list[tuple[str, int | None, float 
         return [(h.path, h.size, h.mtime) for h in hits]
     if not os.path.exists(os.path.join(out, "index.parquet")):
         raise UsageError(f"{out} has no index.parquet: is it a metadata directory of `xtract run`?")
-    from tasks.download import items_from_index
+    from tasks.store.index import items_from_index
 
     return items_from_index(out)
 
@@ -126,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
     if not items:
         print("nothing to download", file=sys.stderr)
         return 1
-    from tasks.download import DownloadError, download_files
+    from tasks.habitats import download_files
+    from xtract_blocks.errors import DownloadError
 
     endpoint = None
     if args.endpoint:

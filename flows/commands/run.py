@@ -46,7 +46,7 @@ def check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     check_args(args)
     if args.executor == "local":
-        from tasks.executors import start_worker_server
+        from tasks.pools.process import start_worker_server
 
         start_worker_server()  # the workers' imports run beside Prefect's, on the other core
     from flows.progress import make_display, print_summary, quiet_prefect_console
@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose:
         quiet_prefect_console()  # before flows.endpoint_flow imports prefect and configures its logging
     from flows.endpoint_flow import xtract_endpoint
+    from tasks.pools.options import ExtractionOptions
     from xtract_blocks import XtractEndpoint
 
     endpoint = XtractEndpoint(
@@ -63,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
     # progress on stdout; with --json it goes to stderr so stdout stays for the summary and the JSON line
     display = None if args.quiet else make_display(sys.stderr if args.json else sys.stdout)
     with display.running() if display else contextlib.nullcontext():
-        state = xtract_endpoint(endpoint, executor=args.executor, workers=args.workers, batch_size=args.batch_size,
-                                time_limit_s=args.time_limit, dask_address=args.dask_address, return_state=True)
+        options = ExtractionOptions(executor=args.executor, workers=args.workers, batch_size=args.batch_size,
+                                    time_limit_s=args.time_limit, dask_address=args.dask_address)
+        state = xtract_endpoint(endpoint, extraction=options, return_state=True)
     if not state.is_completed():
         print(f"xtract: run {state.name.lower()}: {state.message}", file=sys.stderr)
         return 1

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     out = os.path.abspath(args.metadata_dir)
     if not os.path.isdir(out):
         raise UsageError(f"metadata dir does not exist: {out}")
-    from tasks.search import RANK_WINDOW, SearchError, search
+    from tasks.store.search import RANK_WINDOW, SearchError, search
 
     try:
         hits = search(args.query, out, extractor=args.extractor, ext=args.ext, status=args.status,

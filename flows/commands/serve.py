@@ -27,7 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=EXECUTORS, help="default executor")
     p.add_argument("--workers", type=positive_int, help="default local worker processes")
     p.add_argument("--param", action="append", default=[], metavar="KEY=JSON",
-                   help="any other default parameter, value as JSON (repeatable), e.g. time_limit_s=60")
+                   help="any other default parameter, value as JSON (repeatable), "
+                   "e.g. extraction='{\"time_limit_s\": 60}'")
     when = p.add_mutually_exclusive_group()
     when.add_argument("--cron", help="schedule, e.g. '0 2 * * *'")
     when.add_argument("--interval", type=positive_float, metavar="SECONDS", help="schedule every SECONDS")
@@ -39,17 +40,22 @@ def parameters_of(args: argparse.Namespace) -> dict[str, Any]:
     from flows.endpoint_flow import xtract_endpoint
 
     params: dict[str, Any] = {k: v for k, v in (("endpoint", args.endpoint), ("dirs", args.dirs),
-                                                ("grouper", args.grouper), ("executor", args.executor),
-                                                ("workers", args.workers)) if v is not None}
+                                                ("grouper", args.grouper)) if v is not None}
+    extraction = {k: v for k, v in (("executor", args.executor), ("workers", args.workers)) if v is not None}
+    if extraction:
+        params["extraction"] = extraction
     known = set(xtract_endpoint.parameters.properties)
     for item in args.param:
         key, sep, raw = item.partition("=")
         if not sep or key not in known:
             raise UsageError(f"--param {item!r}: expected KEY=JSON with KEY one of {sorted(known)}")
         try:
-            params[key] = json.loads(raw)
+            value = json.loads(raw)
         except json.JSONDecodeError:
-            params[key] = raw  # a bare word is a string
+            value = raw  # a bare word is a string
+        if isinstance(value, dict) and isinstance(params.get(key), dict):
+            value = {**params[key], **value}  # --workers and --param extraction=... add up
+        params[key] = value
     return params
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flows.cli import UsageError
+from tasks.artifacts import CHART, CRAWL_STATUS, REPORT, XTRACT_COUNTERS, kind_of
 
 NAME = "status"
 HELP = "state, progress and counters of a run (the newest xtract-endpoint run when no id is given)"
@@ -84,17 +85,17 @@ def read_status(flow_run_id: str | None) -> dict[str, Any]:
         "progress": None, "crawl": None, "counters": None, "report": None, "charts": [],
     }
     for art in arts:  # newest first: the first of each kind wins
-        key = art.key or ""
+        key, kind = art.key or "", kind_of(art.key)
         if art.type == "progress" and out["progress"] is None:
             out["progress"] = {"percent": float(art.data or 0), "description": art.description}
-        elif art.type == "table" and key.endswith("crawl-status") and out["crawl"] is None:
+        elif art.type == "table" and kind == CRAWL_STATUS and out["crawl"] is None:
             out["crawl"] = (_table(art.data) or [None])[0]
-        elif art.type == "table" and key.endswith("xtract-counters") and out["counters"] is None:
+        elif art.type == "table" and kind == XTRACT_COUNTERS and out["counters"] is None:
             out["counters"] = {str(r["counter"]): r["value"] for r in _table(art.data) if "counter" in r}
-        elif key.endswith("-report") and out["report"] is None:  # a link artifact, stored as [text](url)
+        elif kind == REPORT and out["report"] is None:  # a link artifact, stored as [text](url)
             link = re.search(r"\]\((.+)\)\s*$", str(art.data or ""))
             out["report"] = link.group(1) if link else art.data
-        elif art.type == "image" and "-chart-" in key:
+        elif art.type == "image" and kind == CHART:
             out["charts"].append(key)
     return out
 

@@ -21,13 +21,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from xtract_blocks.errors import MetadataDirError
+
 COLUMNS = ["path", "size", "mtime", "extension", "extractor", "group_id", "status", "error"]
 STATUSES = ("ok", "error", "unknown", "skipped")
 TOP = 15
 _DIGITS = re.compile(r"\d+")
 
 
-class ReportError(ValueError):
+class ReportError(MetadataDirError):
     """The metadata directory cannot be reported on (names what is missing)."""
 
 

@@ -1,0 +1,94 @@
+"""Dask as an ExtractionPool: an existing scheduler, or a LocalCluster sized to the machine.
+
+The LocalCluster uses worker *processes* with one thread each: the extractors are
+CPU-bound Python, and a worker's nanny enforces the memory limit by restarting
+the process. Tasks run in a worker thread, where the extractors' SIGALRM time
+limit cannot fire (``extractors.limits.time_limit`` is a no-op off the main
+thread), so a hung batch is caught by ExtractionRun's deadline instead, and
+``kill`` restarts only the workers running this pool's tasks.
+
+Batches are submitted with ``pure=False``: a retried batch has the same arguments
+and must not be answered from the failed first attempt. Workers need the
+``extractors`` package importable (``pip install prefect-xtract`` on the workers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any
+
+from tasks.pools.base import ExtractionPool, PoolSpec
+
+#: Times the scheduler re-runs a task whose worker died before it fails with KilledWorker (LocalCluster).
+ALLOWED_FAILURES = 1
+
+
+class DaskPool(ExtractionPool):
+    """Batches through ``distributed.Client.submit``; the flow writes the returned documents."""
+
+    #: A remote cluster does not see the flow's metadata directory; a LocalCluster would, but one
+    #: code path for both keeps the results identical.
+    shares_disk = False
+
+    def __init__(self, spec: PoolSpec) -> None:
+        self.cluster: Any = None
+        self.client: Any = None
+        super().__init__(spec)
+
+    def _start(self) -> Executor:
+        import dask
+        from distributed import Client, LocalCluster
+
+        if self.client is None:
+            if self.spec.dask_address:
+                self.client = Client(self.spec.dask_address, timeout=30)
+            else:
+                memory = f"{self.spec.memory_limit_mb}MiB" if self.spec.memory_limit_mb else "auto"
+                with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+                    self.cluster = LocalCluster(n_workers=self.spec.resolved_workers(), threads_per_worker=1,
+                                                processes=True, memory_limit=memory, dashboard_address=None)
+                self.client = Client(self.cluster)
+        return self.client.get_executor(pure=False)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if fn.__name__ == "run_batch":
+            kwargs["out_dir"] = None  # documents travel back: workers may not share our disk
+        return self.executor.submit(fn, *args, **kwargs)
+
+    def kill(self) -> None:
+        """Restart the workers processing anything (a hung C extension ignores cancellation)."""
+        ours = {f.key for f in list(getattr(self.executor, "_futures", ()))}
+        busy = [w for w, keys in (self.client.processing() or {}).items() if ours & set(keys)]
+        self.executor.shutdown(wait=False)  # cancels this pool's futures
+        if not busy:
+            return
+        if self.cluster is not None:
+            # Our own LocalCluster: SIGKILL the busy worker processes; their nannies start fresh ones.
+            # (A graceful restart waits on a thread stuck in C code and can time out.) The pid comes
+            # from the worker's event loop, which still answers while its task thread is stuck.
+            for pid in self.client.run(os.getpid, workers=busy).values():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            return
+        try:
+            self.client.restart_workers(busy, timeout=120)
+        except (TimeoutError, OSError) as exc:  # a remote cluster: leave a stuck worker to its nanny
+            logging.getLogger(__name__).warning("could not restart Dask workers %s: %s", busy, exc)
+
+    def restart(self) -> None:
+        self.kill()
+        self.executor = self._start()
+
+    def close(self) -> None:
+        try:
+            self.executor.shutdown(wait=False)
+        finally:
+            self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()

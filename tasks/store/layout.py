@@ -1,0 +1,90 @@
+"""Every path inside a metadata directory (OUT), named once.
+
+The published contract is ``index.parquet`` and ``groups/<group_id>.json`` (plus the
+optional ``report.html``); everything under ``.xtract/`` is the run's private state:
+spools, the resume journal, the search index, staging areas. Nothing else in the
+project spells these names, so moving a file of the layout is one edit here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+STATE_DIR = ".xtract"
+
+
+def normalized(path: str) -> str:
+    """The absolute form of a user-given path (``~`` expanded): how every layer names OUT."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+@dataclass(frozen=True)
+class MetadataDir:
+    """One metadata directory; ``root`` is absolute."""
+
+    root: str
+
+    @classmethod
+    def of(cls, path: str) -> MetadataDir:
+        return cls(normalized(path))
+
+    # -- the published contract ---------------------------------------------------
+    @property
+    def index(self) -> str:
+        return os.path.join(self.root, "index.parquet")
+
+    @property
+    def groups(self) -> str:
+        return os.path.join(self.root, "groups")
+
+    def group_file(self, group_id: str) -> str:
+        return os.path.join(self.groups, f"{group_id}.json")
+
+    @property
+    def report(self) -> str:
+        return os.path.join(self.root, "report.html")
+
+    #: What an offload copies: the contract, never the private state.
+    PUBLISHED: tuple[str, ...] = ("index.parquet", "groups")
+
+    # -- private state ---------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return os.path.join(self.root, STATE_DIR)
+
+    @property
+    def journal(self) -> str:
+        return os.path.join(self.state, "state.sqlite")
+
+    @property
+    def search_index(self) -> str:
+        return os.path.join(self.state, "search.sqlite")
+
+    @property
+    def crawl_spool(self) -> str:
+        return os.path.join(self.state, "crawl.parquet")
+
+    @property
+    def groups_spool(self) -> str:
+        return os.path.join(self.state, "groups.parquet")
+
+    @property
+    def staging(self) -> str:
+        """Where a Globus collection's files are staged when this machine extracts them."""
+        return os.path.join(self.state, "staging")
+
+    @property
+    def fetch_staging(self) -> str:
+        """Where https/fsspec files are downloaded for extraction."""
+        return os.path.join(self.state, "fetch-staging")
+
+    @property
+    def remote_results(self) -> str:
+        """Where oversized documents written on a compute endpoint land when transferred home."""
+        return os.path.join(self.state, "remote-results")
+
+    def contains(self, path: str) -> bool:
+        """Whether ``path`` lies inside this metadata directory (then a crawl must not list it)."""
+        target = normalized(path)
+        return target == self.root or target.startswith(self.root.rstrip(os.sep) + os.sep)
