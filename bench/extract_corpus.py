@@ -15,7 +15,7 @@ run, the script times and scores:
   here when missing and running as root).
 
 For each: ``content_fraction`` (files with content metadata: for us status ``ok``; for Tika
-a metadata key beyond the generic ones (type, length, encoding, parser names); for exiftool a
+a metadata key beyond the generic ones (type, length, encoding, parser names, batch paths); for exiftool a
 tag outside the File/System/ExifTool groups), ``error_fraction`` (our ``error`` records, Tika's
 ``X-TIKA:EXCEPTION`` keys, exiftool's ``Error`` tag) and ``files_per_s``. The holes (files
 without content metadata, by extension and by extractor) are printed on stderr. Last line of
@@ -156,7 +156,7 @@ def tika_outcome(doc: Any) -> str:
         return "none"
     if any(k.startswith("X-TIKA:EXCEPTION") for k in meta):
         return "error"
-    if any(k not in TIKA_GENERIC and not k.startswith("X-TIKA:") for k in meta):
+    if any(k not in TIKA_GENERIC and not k.startswith(("X-TIKA:", "tika_batch_fs:")) for k in meta):
         return "content"
     return "none"
 

@@ -102,6 +102,7 @@ EXTRA_MIMES: dict[str, str] = {
 #: (offset, signature, mime), checked in order. These are "strong": a match is a
 #: clear statement of the format, strong enough to overrule a file's extension.
 SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (128, b"DICM", "application/dicom"),  # first: a DICOM preamble may itself look like a TIFF header
     (0, b"\x89PNG\r\n\x1a\n", "image/png"),
     (0, b"\xff\xd8\xff", "image/jpeg"),
     (0, b"GIF87a", "image/gif"),
@@ -139,7 +140,6 @@ SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"OggS", "audio/ogg"),
     (0, b"fLaC", "audio/flac"),
     (257, b"ustar", "application/x-tar"),
-    (128, b"DICM", "application/dicom"),
     (0, b"wOFF", "font/woff"),
     (0, b"wOF2", "font/woff2"),
     (0, b"ttcf", "font/collection"),

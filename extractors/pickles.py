@@ -67,7 +67,7 @@ def extract_pickle(path: str) -> dict[str, Any]:
     globals_: Counter[str] = Counter()
     opcodes = 0
     protocol = 0
-    strings: list[str] = []
+    strings: list[str] = []  # the last strings pushed (directly or from the memo): STACK_GLOBAL's operands
     frames = 0
     complete = False
     with fh:
@@ -95,6 +95,7 @@ def extract_pickle(path: str) -> dict[str, Any]:
             def tell(self) -> int:
                 return stream.tell()
 
+        memo: dict[int, str | None] = {}
         try:
             for op, arg, _ in pickletools.genops(_Prefixed()):
                 opcodes += 1
@@ -103,12 +104,22 @@ def extract_pickle(path: str) -> dict[str, Any]:
                     protocol = int(arg)
                 elif name in _STRING_OPS and isinstance(arg, str):
                     strings = (strings + [arg])[-2:]
+                elif name == "MEMOIZE":
+                    memo[len(memo)] = strings[-1] if strings else None
+                elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                    memo[int(arg)] = strings[-1] if strings else None
+                elif name in ("GET", "BINGET", "LONG_BINGET"):
+                    value = memo.get(int(arg))
+                    strings = (strings + [value])[-2:] if value is not None else []
                 elif name == "GLOBAL" and isinstance(arg, str):
                     globals_[arg.replace(" ", ".", 1)] += 1
                 elif name == "STACK_GLOBAL" and len(strings) == 2:
                     globals_[f"{strings[0]}.{strings[1]}"] += 1
+                    strings = []
                 elif name == "FRAME":
                     frames += 1
+                elif name not in ("STOP",):
+                    strings = []  # anything else pushed or popped: the last pushes are no longer two strings
                 elif name == "STOP":
                     complete = True
                     break

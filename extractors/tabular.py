@@ -241,6 +241,7 @@ def extract_delimited(path: str) -> dict[str, Any]:
         # comment lines (a commented header, notes between blocks) blanked out, numbering kept
         blanked = "\n".join("" if ln.lstrip().startswith(comment) else ln for ln in sample.split("\n"))
         delim, preamble, has_header = sniff_layout(blanked)
+    if comment is not None and ecsv is None:
         names = _commented_header(sample, comment, delim, preamble, has_header)
     if ecsv is not None:
         delim = ecsv.get("delimiter", " ")
