@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import struct
 import warnings
+from functools import lru_cache
 from typing import Any
 
 from extractors.base import Extractor, ExtractorError, NotMyFormat, require
@@ -93,6 +94,13 @@ def _value(v: Any) -> Any:
     return str(v)[:MAX_STR]
 
 
+@lru_cache(maxsize=4)
+def _tags(fields: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    from pydicom.datadict import tag_for_keyword
+
+    return tuple((kw, tag) for kw in fields if (tag := tag_for_keyword(kw)) is not None)
+
+
 def extract_dicom(path: str) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom's notes on non-conformant values: the record still holds
@@ -120,9 +128,11 @@ def _extract_dicom(path: str) -> dict[str, Any]:
     if ts is not None:
         out["transfer_syntax"] = {"uid": str(ts), "name": getattr(ts, "name", str(ts))}
     fields = FIELDS + (PATIENT_FIELDS if os.environ.get("XTRACT_DICOM_PATIENT") == "1" else ())
-    for kw in fields:
+    for kw, tag in _tags(fields):
+        if tag not in ds:  # a dict lookup by tag: cheaper than pydicom's keyword access
+            continue
         try:
-            elem = ds.get(kw)
+            elem = ds[tag].value
         except Exception:  # noqa: BLE001 - one malformed element must not lose the others
             continue
         if elem is None or elem == "":

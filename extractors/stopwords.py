@@ -7,6 +7,8 @@ frequent function words of each language, short enough to keep in source.
 
 from __future__ import annotations
 
+from collections import Counter
+
 STOPWORDS: dict[str, frozenset[str]] = {
     "en": frozenset("""a about above after again against all also am an and any are as at be because been before
         being below between both but by can could did do does doing down during each few for from further had has
@@ -45,8 +47,10 @@ def detect_language(words: list[str]) -> dict[str, object] | None:
     """{code, stopword_ratio} of the best-matching language, or None when too unsure."""
     if len(words) < MIN_WORDS:
         return None
-    lowered = [w.lower() for w in words]
-    scores = {lang: sum(w in stops for w in lowered) / len(lowered) for lang, stops in STOPWORDS.items()}
+    # count distinct words once: the per-language sums then run over the vocabulary, not the text
+    counts = Counter(w.lower() for w in words)
+    n = len(words)
+    scores = {lang: sum(c for w, c in counts.items() if w in stops) / n for lang, stops in STOPWORDS.items()}
     lang, ratio = max(scores.items(), key=lambda kv: kv[1])
     if ratio < MIN_RATIO:
         return None
