@@ -9,21 +9,41 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import gc
 import importlib
 import os
 import pkgutil
+import signal
 import sys
+import threading
 import uuid
 from collections.abc import Sequence
 from types import ModuleType
 from typing import NoReturn
 
+from flows.startup import skip_exit_collection
 from xtract_blocks.errors import ConfigurationError
 
 
 class UsageError(ConfigurationError):
     """Bad command-line input, reported as one line before any work starts."""
+
+
+#: The run finished (or stopped) but could not report all of its status to the Prefect API.
+EXIT_STATUS_UNREPORTED = 3
+EXIT_SIGINT = 128 + signal.SIGINT
+EXIT_SIGTERM = 128 + signal.SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM outside a flow run (inside one Prefect raises its own ``TerminationSignal``)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+def _is_sigterm(exc: BaseException) -> bool:
+    return isinstance(exc, Terminated) or getattr(exc, "signal", None) == signal.SIGTERM
 
 
 def positive_int(text: str) -> int:
@@ -87,22 +107,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     return parser, commands
 
 
-def _skip_exit_collection() -> None:
-    """Registered before Prefect is imported, so it runs after Prefect's exit handlers (log and event flushes).
-
-    Tearing down Prefect's, pandas' and pyarrow's objects made the cyclic GC walk the whole heap
-    for ~0.6 s after the work was done; frozen objects are left for the OS to reclaim. Nothing of
-    ours needs a finalizer then: files and databases are closed where they are used.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    gc.freeze()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    atexit.register(_skip_exit_collection)
+    """Run one subcommand. Ctrl-C and SIGTERM end it with one line and 130 / 143.
+
+    The journal commits whole batches, so an interrupted run leaves it consistent and the
+    same command resumes; workers ignore SIGINT and are killed by the run as it stops.
+    """
+    atexit.register(skip_exit_collection)
     parser, commands = build_parser()
     args = parser.parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
         return commands[args.command].run(args)
     except UsageError as exc:
@@ -110,7 +125,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("xtract: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
+    except BaseException as exc:
+        if not _is_sigterm(exc):
+            raise
+        print("xtract: terminated; rerun the same command to resume", file=sys.stderr)
+        return EXIT_SIGTERM
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # ``python -m flows.cli``: use the importable module's classes
