@@ -16,6 +16,7 @@ import errno
 import itertools
 import json
 import os
+import stat
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from typing import Any
 from extractors.base import Extractor, NotMyFormat, PartialMetadata
 from extractors.fspath import clean_strings, to_fs, to_text
 from extractors.jsonable import to_jsonable
-from extractors.limits import GroupTimeout, time_limit
+from extractors.limits import GroupTimeout, memory_cap_message, time_limit
 from extractors.physical import PHYSICAL
 from extractors.registry import AMBIGUOUS_EXTENSIONS, Registry, default_registry
 
@@ -140,14 +141,36 @@ def _error(path: str, extractor: str, exc: BaseException) -> dict[str, str]:
     return {"path": path, "extractor": extractor, "type": type(exc).__name__, "message": to_text(str(exc)[:2000])}
 
 
-def _restat(f: dict[str, Any]) -> tuple[dict[str, Any], BaseException | None]:
-    """The file's record as it is now; an error when it vanished or cannot be stat-ed."""
+class ChangedAfterCrawl(OSError):
+    """The path is no longer the regular file the crawl saw (now a symlink, a FIFO, a directory...)."""
+
+
+#: Opening a path to check it: never through a final symlink, never blocking on a FIFO.
+_CHECK_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _restat(f: dict[str, Any], *, follow_symlinks: bool = False) -> tuple[dict[str, Any], BaseException | None]:
+    """The file's record as it is now; an error when it vanished, cannot be read, or is no longer a file.
+
+    The path is opened with O_NOFOLLOW (unless the run follows symlinks) and checked with
+    fstat on that descriptor: a file replaced by a symlink after the crawl is refused, not
+    read through the link, and a FIFO or directory put in its place is not a file.
+    """
+    flags = _CHECK_FLAGS if not follow_symlinks else _CHECK_FLAGS & ~getattr(os, "O_NOFOLLOW", 0)
     try:
-        st = os.stat(to_fs(f["path"]))
+        fd = os.open(to_fs(f["path"]), flags)
     except FileNotFoundError:
         return f, FileNotFoundError(errno.ENOENT, "file vanished after the crawl (deleted or moved)")
     except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK) and not follow_symlinks:
+            return f, ChangedAfterCrawl(errno.ELOOP, "changed after the crawl: now a symbolic link (not followed)")
         return f, exc
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if not stat.S_ISREG(st.st_mode):
+        return f, ChangedAfterCrawl(errno.EINVAL, "changed after the crawl: no longer a regular file")
     if st.st_size != f["size"] or st.st_mtime != f["mtime"]:
         f = {**f, "size": st.st_size, "mtime": st.st_mtime}
     return f, None
@@ -167,11 +190,13 @@ def extract_group(group: dict[str, Any], *, limit_s: float | None = None) -> dic
     versions: dict[str, str] = {}
     chains: dict[str, list[dict[str, str]]] = {}
     multi = len(group["files"]) > 1
-    timeout_msg = f"TimeoutError: group exceeded its time limit of {limit_s}s"
+    timeout_msg = f"TimeoutError: file exceeded its time limit of {limit_s}s"
+    follow = bool(group.get("follow_symlinks"))
     with time_limit(limit_s) as deadline:
         for f in group["files"]:
+            deadline.restart()  # the limit is per file: a large group is not one budget
             path = f["path"]
-            f, stat_error = _restat(f)
+            f, stat_error = _restat(f, follow_symlinks=follow)
             mime, ex, use = f.get("mime"), None, None
             status, error, result = "error", None, None
             chain: list[dict[str, str]] = []
@@ -203,13 +228,17 @@ def extract_group(group: dict[str, Any], *, limit_s: float | None = None) -> dic
                     error = timeout_msg
                     errors.append({"path": path, "extractor": use.name, "type": "TimeoutError", "message": error})
                 except (Exception, MemoryError, RecursionError) as exc:  # noqa: BLE001 - one bad file is a record
-                    if chain and not isinstance(exc, NotMyFormat):  # the candidate that failed, not the first
+                    named = getattr(exc, "xtract_extractor", None)  # set by the chain for a content guess
+                    if named:
+                        use = registry.by_name.get(named)
+                    elif chain and not isinstance(exc, NotMyFormat):  # the candidate that failed, not the first
                         chain[-1].update(outcome="error", message=to_text(str(exc))[:200])
                         use = registry.by_name.get(chain[-1]["extractor"])
                     use = use or ex or PHYSICAL
                     result = None
-                    error = f"{type(exc).__name__}: {to_text(str(exc))[:500]}"
-                    errors.append(_error(path, use.name, exc))
+                    capped = memory_cap_message(exc)
+                    error = f"MemoryError: {capped}" if capped else f"{type(exc).__name__}: {to_text(str(exc))[:500]}"
+                    errors.append(_error(path, use.name, MemoryError(capped) if capped else exc))
             if use is not None:
                 versions[use.name] = use.version
             if len(chain) > 1:
@@ -248,13 +277,51 @@ def _run_chain(registry: Registry, fs: str, extension: str, mime: str | None, ex
     """(mime, extractor, result) from the first candidate that accepts the file.
 
     The dispatcher's choice runs first; when it raises ``NotMyFormat`` the registry's
-    fallbacks (content signature, sniffers, text sniff, free text) run in order. Any
-    other exception is a damaged file and propagates. When every candidate refuses,
-    the file is unknown: (mime, None, None) and the caller takes physical metadata.
+    fallbacks (content signature, sniffers, text sniff, free text) run in order. An
+    extractor chosen by the file's specific extension that fails otherwise has met a
+    damaged file: that error propagates. One chosen by a content sniff (a .txt that
+    looked like a table, a template that looked like XML) that fails was a wrong
+    guess: the chain goes on, and only when no candidate accepts the file does the
+    first such error propagate. When every candidate refuses, the file is unknown:
+    (mime, None, None) and the caller takes physical metadata, unless its specific
+    extension promised the refusing extractor's format (garbage named .fits: an error).
     ``chain`` records each attempt: {extractor, version, outcome[, message]}.
     """
     if ex is None:
         return mime, None, None
+    by_extension = extension not in AMBIGUOUS_EXTENSIONS and registry.by_extension.get(extension) is ex
+    candidates: list[tuple[str | None, Extractor]] = [(mime, ex)]
+    refusal: NotMyFormat | None = None
+    first_error: Exception | None = None
+    i = 0
+    while i < len(candidates):
+        cmime, cex = candidates[i]
+        chain.append({"extractor": cex.name, "version": cex.version, "outcome": "ok"})
+        try:
+            return cmime, cex, cex.func(fs)
+        except NotMyFormat as exc:
+            chain[-1].update(outcome="not_my_format", message=to_text(str(exc))[:200])
+            refusal = refusal or exc
+        except (GroupTimeout, PartialMetadata):
+            raise
+        except Exception as exc:  # noqa: BLE001 - judged below: damaged file or wrong guess
+            if by_extension and i == 0:
+                raise
+            chain[-1].update(outcome="error", message=to_text(str(exc))[:200])
+            try:
+                exc.xtract_extractor = cex.name  # type: ignore[attr-defined]
+            except AttributeError:  # an exception type without a __dict__
+                pass
+            first_error = first_error or exc
+        if i == 0:
+            candidates += registry.fallbacks(fs, extension, {cex.name})
+        i += 1
+    if first_error is not None:
+        raise first_error
+    if refusal is not None and by_extension:
+        # a specific extension whose format nobody recognises (garbage named .fits): damaged, not unknown
+        raise refusal
+    return mime, None, None
     candidates: list[tuple[str | None, Extractor]] = [(mime, ex)]
     refusal: NotMyFormat | None = None
     i = 0

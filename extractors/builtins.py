@@ -17,6 +17,7 @@ from extractors.databases import DATABASES
 from extractors.dicom import DICOM
 from extractors.fits import FITS
 from extractors.fonts import FONTS
+from extractors.gis import GIS
 from extractors.grib import GRIB
 from extractors.hdf5 import HDF5
 from extractors.idl import IDL
@@ -38,5 +39,5 @@ from extractors.zarr_store import ZARR
 BUILTINS: tuple[Extractor, ...] = (
     TABULAR, JSONXML, KEYWORD, IMAGES, HDF5, NETCDF, PYTHON, C_CODE, ARCHIVES, NUMPY, FITS, PHYSICAL,
     DICOM, MATLAB, FONTS, IDL, CONFIG, PICKLE, AUDIO, NEURO, SEISMIC, COLUMNAR, GRIB, ZARR,
-    OFFICE, DATABASES,
+    OFFICE, DATABASES, GIS,
 )

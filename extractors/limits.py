@@ -67,6 +67,17 @@ class Deadline:
         self.end = time.monotonic() + seconds if seconds else float("inf")
         self._fired = False
         self._armed = False
+        #: True while ``time_limit`` has a SIGALRM timer running for this deadline
+        self._timer = False
+
+    def restart(self) -> None:
+        """A fresh budget of ``seconds`` from now: time limits apply per file, so each file gets its own."""
+        if not self.seconds:
+            return
+        self._fired = False
+        self.end = time.monotonic() + self.seconds
+        if self._timer:
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
 
     @property
     def expired(self) -> bool:
@@ -104,8 +115,34 @@ def time_limit(seconds: float | None) -> Iterator[Deadline]:
         return
     previous = signal.signal(signal.SIGALRM, deadline._on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    deadline._timer = True
     try:
         yield deadline
     finally:
+        deadline._timer = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def memory_limit_mb() -> int | None:
+    """The worker's address-space cap in MB (set by ``init_worker``), None when there is none."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else soft // (1024 * 1024)
+
+
+def memory_cap_message(exc: BaseException) -> str | None:
+    """"exceeded the worker memory limit of N MB (...)" when ``exc`` is the memory cap striking, else None.
+
+    Under RLIMIT_AS an allocation fails rather than the process being killed: Python raises
+    MemoryError, C libraries report their own "out of memory" (pandas: "C error: out of
+    memory"). Both mean the file needed more than the cap, which is what the user must read.
+    """
+    limit = memory_limit_mb()
+    if limit is None:
+        return None
+    text = str(exc)
+    if not isinstance(exc, MemoryError) and "out of memory" not in text.lower():
+        return None
+    return f"exceeded the worker memory limit of {limit} MB ({type(exc).__name__}: {text[:200]})"

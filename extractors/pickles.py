@@ -70,6 +70,7 @@ def extract_pickle(path: str) -> dict[str, Any]:
     strings: list[str] = []  # the last strings pushed (directly or from the memo): STACK_GLOBAL's operands
     frames = 0
     complete = False
+    stopped = None
     with fh:
         first = fh.read(1)
         if not first:
@@ -125,6 +126,10 @@ def extract_pickle(path: str) -> dict[str, Any]:
                     break
                 if opcodes >= MAX_OPS:
                     break
+        except UnicodeDecodeError as exc:  # Python 2 str opcodes holding non-ASCII bytes: stop, keep what was read
+            if opcodes == 0:
+                raise NotMyFormat(f"not a pickle: {exc}") from None
+            stopped = f"undecodable Python 2 string after {opcodes} opcodes"
         except ValueError as exc:
             if opcodes == 0:
                 raise NotMyFormat(f"not a pickle: {exc}") from None
@@ -133,7 +138,9 @@ def extract_pickle(path: str) -> dict[str, Any]:
     out: dict[str, Any] = {"format": "pickle", "protocol": protocol, "compression": compression,
                            "opcodes": opcodes, "complete": complete, "globals": ranked,
                            "top_modules": sorted({g.split(".", 1)[0] for g in ranked})}
-    if not complete and opcodes < MAX_OPS:
+    if stopped:
+        out["stopped"] = stopped
+    elif not complete and opcodes < MAX_OPS:
         out["truncated"] = True
     return out
 

@@ -506,3 +506,61 @@ def test_every_new_extractor_is_registered_with_a_version():
         assert reg.get(name).version
     buf = io.BytesIO()
     assert reg.for_extension("parquet")[1].name == "columnar" and buf.getvalue() == b""
+
+
+def test_a_failed_content_guess_falls_through(tmp_path):
+    """A file whose extension says nothing was routed by a sniff; when that extractor fails the guess was
+    wrong (a template is not XML, a report is not a table) and the chain goes on to free text."""
+    (tmp_path / "card.html.jinja").write_text('<div class="card">{{ title }}\n<p>Results &nbsp; of the run</p>\n')
+    f, doc = one(tmp_path / "card.html.jinja")
+    assert (f["extractor"], f["status"]) == ("keyword", "ok")
+    assert [c["outcome"] for c in doc["chain"][str(tmp_path / "card.html.jinja")]] == ["error", "ok"]
+    (tmp_path / "montage.elc").write_text("# ASA electrode file\nReferenceLabel avg\nUnitPosition mm\n"
+                                          "NumberPositions= 2\nPositions\n-86.0 -22.2 -68.0\n85.8 -20.6 -69.1\n"
+                                          "Labels\nLPA\nRPA\n")
+    assert one(tmp_path / "montage.elc")[0]["status"] == "ok"
+    # a damaged file whose name promised the format stays an error record
+    (tmp_path / "bad.csv").write_text('a,b\n1,2\n"never closed,3\n4,5\n')
+    assert one(tmp_path / "bad.csv")[0]["status"] == "error"
+
+
+def test_shapefile_prj_and_gettext(tmp_path):
+    # a one-point shapefile and its index, as the ESRI specification lays them out
+    def header(words: int) -> bytes:
+        return struct.pack(">7i", 9994, 0, 0, 0, 0, 0, words) + struct.pack("<2i4d4d", 1000, 1, 2.0, 48.0, 2.5,
+                                                                           48.5, 0, 0, 0, 0)
+    point = struct.pack(">2i", 1, 10) + struct.pack("<i2d", 1, 2.0, 48.0)
+    (tmp_path / "sites.shp").write_bytes(header((100 + len(point)) // 2) + point)
+    (tmp_path / "sites.shx").write_bytes(header(54) + struct.pack(">2i", 50, 10))
+    m = meta(tmp_path / "sites.shp", "gis")
+    assert (m["shape_type"], m["records"], m["bbox"]) == ("point", 1, [2.0, 48.0, 2.5, 48.5])
+    assert meta(tmp_path / "sites.shx", "gis")["records"] == 1
+    (tmp_path / "sites.prj").write_text('GEOGCS["GCS_WGS_1984",DATUM["D_WGS_1984",SPHEROID["WGS_1984",6378137.0,'
+                                        '298.257223563]],PRIMEM["Greenwich",0.0],UNIT["Degree",0.0174532925199433]]')
+    m = meta(tmp_path / "sites.prj", "gis")
+    assert (m["crs_name"], m["kind"], m["datum"], m["unit"]) == ("GCS_WGS_1984", "geographic", "D_WGS_1984", "Degree")
+    header_entry = b"Project-Id-Version: demo 1.0\nLanguage: de\nContent-Type: text/plain; charset=UTF-8\n"
+    strings = [(b"", header_entry), (b"Hello", b"Hallo")]
+    n = len(strings)
+    orig_table, trans_table, data = 28, 28 + 8 * n, b""
+    offset = 28 + 16 * n
+    otab, ttab = b"", b""
+    for msgid, _ in strings:
+        otab += struct.pack("<2I", len(msgid), offset + len(data))
+        data += msgid + b"\x00"
+    for _, msgstr in strings:
+        ttab += struct.pack("<2I", len(msgstr), offset + len(data))
+        data += msgstr + b"\x00"
+    mo = struct.pack("<7I", 0x950412DE, 0, n, orig_table, trans_table, 0, 0) + otab + ttab + data
+    (tmp_path / "de.mo").write_bytes(mo)
+    import gettext
+
+    assert gettext.GNUTranslations(io.BytesIO(mo)).gettext("Hello") == "Hallo"  # a real catalogue
+    m = meta(tmp_path / "de.mo", "gis")
+    assert (m["messages"], m["language"], m["header"]["Project-Id-Version"]) == (2, "de", "demo 1.0")
+
+
+def test_python2_pickle_keeps_its_globals(tmp_path):
+    (tmp_path / "old.p").write_bytes(b"cnumpy.core.multiarray\n_reconstruct\np0\n(S'caf\xe9'\np1\ntp2\nRp3\n.")
+    m = meta(tmp_path / "old.p", "pickle")
+    assert m["globals"] == ["numpy.core.multiarray._reconstruct"] and m["stopped"]
