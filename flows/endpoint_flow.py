@@ -9,9 +9,7 @@ file lists.
 
 from __future__ import annotations
 
-import importlib
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +21,8 @@ from prefect.runtime import flow_run
 from prefect.states import Completed
 
 from flows.client_forms import BlockSelector
+from flows.startup import import_in_background
+from tasks.artifacts import artifact_key
 from tasks.containers import register_containers
 from tasks.crawl import crawl, recorded_crawl
 from tasks.group import group
@@ -36,6 +36,7 @@ from tasks.search_index import search_ingest, update_search_index
 from tasks.sink import sink
 from tasks.status import publish_crawl_status, publish_summary
 from tasks.store.layout import MetadataDir
+from tasks.store.state_lock import state_lock
 from tasks.xtract import xtract
 from xtract_blocks import XtractEndpoint
 from xtract_blocks.compute import GlobusComputeSettings
@@ -68,14 +69,16 @@ EndpointConfigError = ConfigurationError
 
 
 def resolve_endpoint(endpoint: XtractEndpoint | str, *, dirs: list[str] | None = None,
-                     grouper: str | None = None) -> XtractEndpoint:
-    """The block (loaded by name when given one), with this run's overrides of dirs and grouper."""
+                     grouper: str | None = None, exclude: list[str] | None = None) -> XtractEndpoint:
+    """The block (loaded by name when given one), with this run's overrides of dirs and grouper (+ excludes)."""
     if isinstance(endpoint, str):
         try:
             endpoint = XtractEndpoint.load(endpoint)
         except ValueError as exc:
             raise ConfigurationError(f"no XtractEndpoint block named {endpoint!r}: {exc}") from None
-    overrides = {k: v for k, v in (("dirs", dirs), ("grouper", grouper)) if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in (("dirs", dirs), ("grouper", grouper)) if v is not None}
+    if exclude:
+        overrides["exclude"] = [*endpoint.exclude, *[e for e in exclude if e not in endpoint.exclude]]
     return endpoint.model_copy(update=overrides) if overrides else endpoint  # keeps the block name
 
 
@@ -91,7 +94,21 @@ def check_metadata_dir(out: MetadataDir) -> None:
         raise ConfigurationError(f"metadata directory {out.root} is not writable: {exc.strerror or exc}") from None
 
 
-@flow(name="xtract-endpoint", log_prints=True)
+def run_name() -> str:
+    """Flow-run names people can read: the endpoint's name (block name, else dir + digest) and the stage."""
+    params = flow_run.parameters or {}
+    stage = params.get("stage") or "all"
+    try:
+        ep = params.get("endpoint")
+        if isinstance(ep, dict):
+            ep = XtractEndpoint(**{k: v for k, v in ep.items() if k != "credentials"})
+        name = artifact_key(ep)[:40] if isinstance(ep, str) else ep.slug()
+    except Exception:  # noqa: BLE001 - a name must never fail a run; validation reports the real problem
+        name = "xtract"
+    return f"{name}-{stage}"
+
+
+@flow(name="xtract-endpoint", log_prints=True, flow_run_name=run_name)
 def xtract_endpoint(
     endpoint: Annotated[XtractEndpoint, BlockSelector()] | str,
     extraction: ExtractionOptions | None = None,
@@ -100,6 +117,9 @@ def xtract_endpoint(
     dirs: list[str] | None = None,
     grouper: Grouper | None = None,
     compute_settings: Annotated[GlobusComputeSettings, BlockSelector()] | str | None = None,
+    exclude: list[str] | None = None,
+    lock_timeout_s: float = 600.0,
+    flush_queue: bool = False,
 ) -> Any:
     """Crawl one endpoint, extract metadata for every group, write it, optionally offload it.
 
@@ -112,12 +132,15 @@ def xtract_endpoint(
         dirs: overrides the block's dirs for this run (deployments: one block, several trees).
         grouper: overrides the block's grouper for this run.
         compute_settings: GlobusComputeSettings (or its block name) for executor 'globus-compute' (docs/compute.md).
+        exclude: glob patterns skipped at crawl time, added to the block's ``exclude``.
+        lock_timeout_s: how long to wait for another run writing the same metadata directory.
+        flush_queue: also hand the crawl's files to XtractClient.flush_crawl_metadata while it runs.
     """
     started = time.perf_counter()
     logger = get_run_logger()
     options = extraction or ExtractionOptions()
     dest = offload_to or OffloadOptions()
-    ep = resolve_endpoint(endpoint, dirs=dirs, grouper=grouper)
+    ep = resolve_endpoint(endpoint, dirs=dirs, grouper=grouper, exclude=exclude)
     settings = load_compute_settings(compute_settings)
     needs = RunNeeds(extract=stage != "crawl", executor=options.executor, workers=options.workers,
                      compute_settings=settings)
@@ -127,56 +150,60 @@ def xtract_endpoint(
     check_metadata_dir(out)
     name = ep.slug()
     run_id = str(flow_run.id or uuid.uuid4().hex)
-    pool = plan_pool(ep, options, out, settings) if stage != "crawl" else None
-    if pool is not None and pool.kind == "local" and pool.staging is None:
-        start_worker_server()  # workers' imports overlap the crawl
-    summary = RunSummary(endpoint=name, metadata_dir=out.root, flow_run_id=run_id, stage=stage)
+    state = out.endpoint(name)  # this endpoint's spools: others may share OUT
+    with state_lock(out.lock, flow_run=run_id, timeout_s=lock_timeout_s):
+        pool = plan_pool(ep, options, out, settings) if stage != "crawl" else None
+        if pool is not None and pool.kind == "local" and pool.staging is None:
+            start_worker_server()  # workers' imports overlap the crawl
+        summary = RunSummary(endpoint=name, metadata_dir=out.root, flow_run_id=run_id, stage=stage)
 
-    clock = StageClock()
-    with clock("crawl"):
-        crawled = recorded_crawl(out.crawl_spool) if stage == "xtract" else crawl(ep, out.crawl_spool,
-                                                                                  endpoint_name=name)
-    with clock("group"):
-        grouped = group(out.crawl_spool, out.groups_spool, ep.grouper, endpoint_name=name)
-    summary.files_crawled, summary.bytes_crawled = crawled.files, crawled.bytes
-    summary.dirs_failed, summary.groups = crawled.dirs_failed, grouped.groups
-    if stage != "xtract":
-        publish_crawl_status(name, run_id, crawled, grouped.groups)
-    if pool is None:
+        clock = StageClock()
+        with clock("crawl"):
+            crawled = recorded_crawl(state.crawl_spool) if stage == "xtract" else crawl(
+                ep, state.crawl_spool, endpoint_name=name,
+                queue_path=state.flush_queue(run_id) if flush_queue else None)
+        with clock("group"):
+            grouped = group(state.crawl_spool, state.groups_spool, ep.grouper, endpoint_name=name)
+        summary.files_crawled, summary.bytes_crawled = crawled.files, crawled.bytes
+        summary.dirs_failed, summary.groups = crawled.dirs_failed, grouped.groups
+        if stage != "xtract":
+            with open(state.crawl_id, "w", encoding="utf-8") as fh:
+                fh.write(run_id)
+            publish_crawl_status(name, run_id, crawled, grouped.groups)
+        if pool is None:
+            logger.info(summary.message())
+            return Completed(message=summary.message(), data=summary.as_dict())
+
+        register_containers(grouped.by_extractor, pool.kind, endpoint_name=name, compute=pool.compute,
+                            settings=settings)
+        import_in_background("flows.report.publish")  # pandas' import overlaps the extraction
+        with clock("xtract"):
+            counters = xtract(state.groups_spool, out.root, run_id, pool, total_groups=grouped.groups,
+                              endpoint_name=name, batch_size=options.batch_size, limit_s=options.time_limit_s)
+        with clock("sink"):
+            sunk = sink(out.root, run_id, endpoint_name=name)
+        with clock("search_index"):
+            update_search_index(out.root, endpoint_name=name)
+        with clock("report"):
+            from flows.report.publish import publish_run_report  # imported above, in a thread
+
+            summary.report = publish_run_report(name, out.root)  # before any offload moves OUT
+
+        summary.extracted, summary.failed = sunk.counts.get("ok", 0), sunk.counts.get("error", 0)
+        summary.unknown, summary.skipped = sunk.counts.get("unknown", 0), sunk.counts.get("skipped", 0)
+        summary.xtract_counters = counters_view(counters)
+        if index_id:
+            summary.search = search_ingest(ep, index_id, out.root, visible_to=dest.search_visible_to,
+                                           endpoint_name=name)
+        if dest.dest_path is not None:
+            summary.offload_path = offload({name: out.root}, dest.dest_path, delete_source=dest.delete_source,
+                                           dest_endpoint_id=dest.dest_endpoint_id, endpoint=ep,
+                                           timeout_s=options.transfer_timeout_s)["path"]
+        summary.seconds = round(time.perf_counter() - started, 3)
+        summary.stage_seconds = clock.seconds
+        publish_summary(name, summary, sunk.by_extractor)
         logger.info(summary.message())
         return Completed(message=summary.message(), data=summary.as_dict())
-
-    register_containers(grouped.by_extractor, pool.kind, endpoint_name=name, compute=pool.compute)
-    # The report needs pandas (~0.4 s to import): imported while the workers extract, not after them.
-    threading.Thread(target=importlib.import_module, args=("flows.report.publish",), daemon=True,
-                     name="xtract-import-report").start()
-    with clock("xtract"):
-        counters = xtract(out.groups_spool, out.root, run_id, pool, total_groups=grouped.groups,
-                          endpoint_name=name, batch_size=options.batch_size, limit_s=options.time_limit_s)
-    with clock("sink"):
-        sunk = sink(out.root, run_id, endpoint_name=name)
-    with clock("search_index"):
-        update_search_index(out.root, endpoint_name=name)
-    with clock("report"):
-        from flows.report.publish import publish_run_report  # imported above, in a thread
-
-        summary.report = publish_run_report(name, out.root)  # before any offload moves OUT
-
-    summary.extracted, summary.failed = sunk.counts.get("ok", 0), sunk.counts.get("error", 0)
-    summary.unknown, summary.skipped = sunk.counts.get("unknown", 0), sunk.counts.get("skipped", 0)
-    summary.xtract_counters = counters_view(counters)
-    if index_id:
-        summary.search = search_ingest(ep, index_id, out.root, visible_to=dest.search_visible_to,
-                                       endpoint_name=name)
-    if dest.dest_path is not None:
-        summary.offload_path = offload({name: out.root}, dest.dest_path, delete_source=dest.delete_source,
-                                       dest_endpoint_id=dest.dest_endpoint_id, endpoint=ep,
-                                       timeout_s=options.transfer_timeout_s)["path"]
-    summary.seconds = round(time.perf_counter() - started, 3)
-    summary.stage_seconds = clock.seconds
-    publish_summary(name, summary, sunk.by_extractor)
-    logger.info(summary.message())
-    return Completed(message=summary.message(), data=summary.as_dict())
 
 
 def counters_view(counters: dict[str, Any]) -> dict[str, Any]:

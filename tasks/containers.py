@@ -62,13 +62,20 @@ def register_compute_function(compute: ComputeOptions, endpoint_name: str) -> di
 
 @task(name="register-containers", cache_policy=NO_CACHE, task_run_name="containers-{endpoint_name}")
 def register_containers(by_extractor: dict[str, int], executor: str = "local", *,
-                        endpoint_name: str = "endpoint", compute: ComputeOptions | None = None) -> list[dict[str, Any]]:
+                        endpoint_name: str = "endpoint", compute: ComputeOptions | None = None,
+                        settings: GlobusComputeSettings | None = None) -> list[dict[str, Any]]:
     """Resolve the extractor (and, on Globus Compute, the container) of each group family; publish the plan.
 
     ``compute`` (the Globus Compute pool's options) also registers the entry function once.
+    ``settings``: the run's compute settings when the pool is not Globus Compute; their
+    container_path is shown (as unused) so the artifact says what the run really did with it.
     """
+    unused_path = settings.container_path if compute is None and settings is not None else ""
     settings = compute.settings if compute is not None else None
     plan = local_plan(by_extractor, executor, settings or (GlobusComputeSettings() if compute else None))
+    if unused_path:
+        for row in plan:
+            row["container"] = f"not used ({executor} runs Python functions): {unused_path}"
     if compute is not None:
         entry = register_compute_function(compute, endpoint_name)
         for row in plan:

@@ -39,9 +39,10 @@ def remove_stray_group_files(groups_dir: str, known: set[str]) -> int:
     return removed
 
 
-def finalize_metadata(out_dir: str, run_id: str) -> dict[str, Any]:
+def finalize_metadata(out_dir: str, run_id: str, endpoint: str = "") -> dict[str, Any]:
+    """Forget ``endpoint``'s groups this run did not see (other endpoints sharing OUT keep theirs); rewrite index."""
     layout = MetadataDir.of(out_dir)
-    state = StateStore(layout.state)
+    state = StateStore(layout.state, endpoint)
     try:
         gone = state.forget_unseen(run_id)
         known = {gid for gid, *_ in state.iter_group_versions()}
@@ -57,7 +58,7 @@ def finalize_metadata(out_dir: str, run_id: str) -> dict[str, Any]:
 @task(name="sink", cache_policy=NO_CACHE, task_run_name="sink-{endpoint_name}")
 def sink(out_dir: str, run_id: str, *, endpoint_name: str = "endpoint") -> Sunk:
     """Write index.parquet and drop metadata of files that are gone."""
-    result = finalize_metadata(out_dir, run_id)
+    result = finalize_metadata(out_dir, run_id, endpoint_name)
     get_run_logger().info("index.parquet: %d rows; %d stale groups removed", result["index_rows"],
                           result["groups_removed"])
     return Sunk(**result)

@@ -157,6 +157,7 @@ def crawl_status_row(crawl_id: str, crawl: dict[str, Any], groups: int) -> dict[
         "size": human_bytes(crawl["bytes"]),
         "groups_crawled": groups,
         "dirs": crawl.get("dirs", 0),
+        "excluded": crawl.get("excluded", 0),
         "duration": human_duration(seconds),
         "rate": human_rate(crawl["files"], seconds, "files"),
         "bytes_crawled": crawl["bytes"],

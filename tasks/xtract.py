@@ -349,7 +349,7 @@ def xtract(groups_spool: str, out_dir: str, run_id: str, spec: PoolSpec, *, tota
         reporter(c)
         sync_search()
 
-    state = StateStore(layout.state)
+    state = StateStore(layout.state, endpoint_name)
     pool = open_pool(spec)
     try:
         # Creating one file per group is ~10% of a worker's time (measured, bench/RESULTS.md): with a

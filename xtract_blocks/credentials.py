@@ -18,10 +18,10 @@ import threading
 from typing import Any, Literal
 
 import globus_sdk
-from globus_sdk.scopes import ComputeScopes, SearchScopes, TransferScopes
+from globus_sdk.scopes import AuthScopes, ComputeScopes, SearchScopes, TransferScopes
 from globus_sdk.transport import RetryConfig
 from prefect.blocks.abstract import CredentialsBlock
-from pydantic import Field, PrivateAttr, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
 from xtract_blocks.errors import CredentialsError
 
@@ -34,6 +34,25 @@ DEFAULT_SCOPES: dict[str, str] = {
     SEARCH_RS: str(SearchScopes.all),
     COMPUTE_RS: str(ComputeScopes.all),
 }
+#: xtract-sdk's short scope names (its XtractClient(auth_scopes=...)) -> full Globus scopes.
+SHORT_SCOPES: dict[str, str] = {
+    "transfer": str(TransferScopes.all),
+    "search": str(SearchScopes.all),
+    "search_ingest": str(SearchScopes.all),
+    "funcx_scope": str(ComputeScopes.all),
+    "compute": str(ComputeScopes.all),
+    "petrel": "https://auth.globus.org/scopes/56ceac29-e98a-440a-a594-b41e7a084b62/all",
+    "openid": str(AuthScopes.openid),
+    "email": str(AuthScopes.email),
+    "profile": str(AuthScopes.profile),
+}
+#: Scopes Globus Auth itself serves (OpenID Connect), named without a resource server.
+_AUTH_SCOPES = {"openid", "email", "profile"}
+
+
+def full_scope(scope: str) -> str:
+    """A full scope string for one of the seed's short names; any other scope unchanged."""
+    return SHORT_SCOPES.get(scope.strip(), scope.strip())
 
 
 class GlobusCredentials(CredentialsBlock):
@@ -54,7 +73,9 @@ class GlobusCredentials(CredentialsBlock):
     refresh_tokens: dict[str, SecretStr] = Field(
         default_factory=dict, description="Native-app refresh tokens keyed by resource server."
     )
-    scopes: list[str] = Field(default_factory=list, description="Extra scopes to request beyond the defaults.")
+    scopes: list[str] = Field(default_factory=list, description="Extra scopes to request beyond the defaults "
+                              "(full scope strings, or xtract-sdk's short names: transfer, search, petrel, "
+                              "funcx_scope, openid).")
     environment: Literal["production", "sandbox", "preview", "test"] = Field(
         default="production", description="Globus environment (GLOBUS_SDK_ENVIRONMENT)."
     )
@@ -78,10 +99,22 @@ class GlobusCredentials(CredentialsBlock):
             "headless runs cannot log in interactively"
         )
 
+    @field_validator("scopes", mode="after")
+    @classmethod
+    def _short_names(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for scope in value:
+            full = full_scope(scope)
+            if full not in out:
+                out.append(full)
+        return out
+
     def _scope_requirements(self) -> dict[str, list[str]]:
         """Default scopes per resource server plus the block's extra scopes (under their own server)."""
         reqs: dict[str, list[str]] = {rs: [scope] for rs, scope in DEFAULT_SCOPES.items()}
         for scope in self.scopes:
+            if scope in DEFAULT_SCOPES.values():  # already asked for, under its resource server
+                continue
             rs = _resource_server_of(scope)
             if scope not in reqs.setdefault(rs, []):
                 reqs[rs].append(scope)
@@ -200,4 +233,6 @@ def _resource_server_of(scope: str) -> str:
         return scope.split(":")[4]
     if scope.startswith("https://auth.globus.org/scopes/"):
         return scope.split("/")[4]
+    if scope in _AUTH_SCOPES:
+        return AuthScopes.resource_server
     return scope

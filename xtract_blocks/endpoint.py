@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 from typing import Literal
 
@@ -48,6 +50,11 @@ class XtractEndpoint(Block):
         default="xtract-metadata", description="Directory where group JSON, index.parquet and state are written."
     )
     follow_symlinks: bool = Field(default=False, description="Follow symbolic links while crawling (loop-safe).")
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Glob patterns of paths the crawl skips ('.git', '__pycache__', '*.tmp'; a pattern with '/' "
+        "matches the whole path). The metadata directory is never crawled.",
+    )
     credentials: GlobusCredentials | None = Field(
         default=None, description="Globus credentials, needed for repo_type 'globus' and Globus Compute."
     )
@@ -83,17 +90,43 @@ class XtractEndpoint(Block):
     def _repo_type_any_case(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("dirs", mode="before")
+    @field_validator("dirs", "exclude", mode="before")
     @classmethod
     def _one_dir_is_a_list(cls, value: object) -> object:
         return [value] if isinstance(value, str) else value
 
+    def identity_digest(self) -> str:
+        """A digest of what makes this endpoint's output distinct: which files, where they run, where metadata goes.
+
+        Two endpoints differing in any of these (the compute endpoint and the metadata directory
+        included) are two endpoints: their state and offloaded folders stay apart. How the same
+        files are crawled and grouped (grouper, exclude, follow_symlinks) is not identity: a rerun
+        with another grouper or more excludes replaces that endpoint's metadata rather than adding
+        a second copy beside it. Never a digest of a secret.
+        """
+        fields = {
+            "repo_type": self.repo_type, "globus_ep_id": self.globus_ep_id, "funcx_ep_id": self.funcx_ep_id,
+            "dirs": self.dirs, "file_lists": self.file_lists,
+            "filesystem": self.filesystem.protocol if self.filesystem is not None else None,
+            "local_mdata_path": os.path.abspath(os.path.expanduser(self.local_mdata_path)),
+        }
+        return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
     def slug(self) -> str:
-        """A stable artifact-key-safe name: the block name, else a digest of the dirs."""
+        """The endpoint's identity, readable: a saved block's name, else the first dir's last component + a digest.
+
+        It names the endpoint's state in a shared metadata directory, its flow runs, its artifact
+        keys and its offloaded folder, so it is artifact-key-safe (lower case, digits, dashes).
+        """
         name = getattr(self, "_block_document_name", None)
         if name:
-            slug = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+            slug = _key_safe(name)
             if slug:
                 return slug[:40]
-        digest = hashlib.sha1("\0".join([self.repo_type, self.globus_ep_id or "", *self.dirs]).encode()).hexdigest()
-        return f"{self.repo_type}-{digest[:10]}"
+        first = (self.dirs or self.file_lists or [self.globus_ep_id or self.repo_type])[0]
+        base = _key_safe(os.path.basename(first.rstrip("/")))[:28] or self.repo_type
+        return f"{base}-{self.identity_digest()[:10]}"
+
+
+def _key_safe(text: str) -> str:
+    return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", text.lower())).strip("-")

@@ -29,6 +29,11 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                      help="scheduler of an existing Dask cluster, e.g. tcp://host:8786 (--executor dask; "
                      "default: a LocalCluster sized to this machine)")
     run.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links (loop-safe)")
+    run.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                     help="skip paths matching GLOB at crawl time (repeatable; '.git', '__pycache__', '*.tmp'; "
+                     "with a '/' it matches the path). OUT itself is never crawled")
+    run.add_argument("--lock-timeout", type=float, default=600.0, metavar="S",
+                     help="wait at most S seconds for another run writing OUT (default 600; 0: refuse at once)")
     run.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
     run.add_argument("--quiet", "-q", action="store_true", help="no live progress (the summary still prints)")
     run.add_argument("--verbose", "-v", action="store_true", help="also print Prefect's own INFO log lines")
@@ -60,13 +65,14 @@ def run(args: argparse.Namespace) -> int:
     endpoint = XtractEndpoint(
         repo_type="local", dirs=[os.path.abspath(p) for p in args.paths], grouper=args.grouper,
         local_mdata_path=os.path.abspath(args.metadata_dir), follow_symlinks=args.follow_symlinks,
+        exclude=list(args.exclude),
     )
     # progress on stdout; with --json it goes to stderr so stdout stays for the summary and the JSON line
     display = None if args.quiet else make_display(sys.stderr if args.json else sys.stdout)
     with display.running() if display else contextlib.nullcontext():
         options = ExtractionOptions(executor=args.executor, workers=args.workers, batch_size=args.batch_size,
                                     time_limit_s=args.time_limit, dask_address=args.dask_address)
-        state = xtract_endpoint(endpoint, extraction=options, return_state=True)
+        state = xtract_endpoint(endpoint, extraction=options, lock_timeout_s=args.lock_timeout, return_state=True)
     if not state.is_completed():
         print(f"xtract: run {state.name.lower()}: {state.message}", file=sys.stderr)
         return 1

@@ -32,6 +32,7 @@ class CrawlStatus:
     dirs_failed: int = 0
     symlinks_skipped: int = 0
     dirs_pending: int = 0  # listed but not yet walked: progress displays show it
+    excluded: int = 0  # files skipped by exclude globs or because they lie in the metadata directory
     errors: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 

@@ -84,7 +84,48 @@ class MetadataDir:
         """Where oversized documents written on a compute endpoint land when transferred home."""
         return os.path.join(self.state, "remote-results")
 
+    @property
+    def lock(self) -> str:
+        """The state lock: one run at a time writes this metadata directory (tasks/store/state_lock.py)."""
+        return os.path.join(self.state, "lock")
+
+    def endpoint(self, key: str) -> EndpointState:
+        """The working state of one endpoint (its identity ``key``) in this directory.
+
+        Several endpoints may share one metadata directory (the seed's README does): each
+        keeps its spools, crawl id and flush queues apart, so one never overwrites another's.
+        """
+        if not key or "/" in key or key in (".", ".."):
+            raise ValueError(f"not an endpoint key: {key!r}")
+        return EndpointState(os.path.join(self.state, "endpoints", key))
+
     def contains(self, path: str) -> bool:
         """Whether ``path`` lies inside this metadata directory (then a crawl must not list it)."""
         target = normalized(path)
         return target == self.root or target.startswith(self.root.rstrip(os.sep) + os.sep)
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """``OUT/.xtract/endpoints/<identity>/``: what one endpoint's runs keep between stages."""
+
+    root: str
+
+    @property
+    def crawl_spool(self) -> str:
+        return os.path.join(self.root, "crawl.parquet")
+
+    @property
+    def groups_spool(self) -> str:
+        return os.path.join(self.root, "groups.parquet")
+
+    @property
+    def crawl_id(self) -> str:
+        """A text file naming the flow run whose crawl the spools hold."""
+        return os.path.join(self.root, "crawl-id")
+
+    def flush_queue(self, crawl_id: str) -> str:
+        """The flush queue of one crawl (tasks/store/flush_queue.py)."""
+        if not crawl_id or "/" in crawl_id or crawl_id.startswith("."):
+            raise ValueError(f"not a crawl id: {crawl_id!r}")
+        return os.path.join(self.root, f"flush-{crawl_id}.sqlite")
