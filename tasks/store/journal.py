@@ -50,13 +50,18 @@ def _chunks(items: list[str], n: int = 900) -> Iterator[list[str]]:
 class StateStore:
     """One metadata directory's journal. Only the flow process writes it."""
 
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self, state_dir: str, endpoint: str = "") -> None:
+        #: The endpoint (its identity) this store records for: several endpoints may share one journal,
+        #: and ``forget_unseen`` forgets only this endpoint's groups.
+        self.endpoint = endpoint
         os.makedirs(state_dir, exist_ok=True)
         self.path = os.path.join(state_dir, "state.sqlite")
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        if "endpoint" not in {row[1] for row in self.db.execute("PRAGMA table_info(groups)")}:
+            self.db.execute("ALTER TABLE groups ADD COLUMN endpoint TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self.db.close()
@@ -74,8 +79,9 @@ class StateStore:
             self.db.execute("BEGIN")
             for chunk in _chunks(group_ids):
                 self.db.execute(
-                    f"UPDATE groups SET run_id=?, outcome='skipped' WHERE group_id IN ({','.join('?' * len(chunk))})",
-                    [run_id, *chunk],
+                    f"UPDATE groups SET run_id=?, outcome='skipped', endpoint=? "
+                    f"WHERE group_id IN ({','.join('?' * len(chunk))})",
+                    [run_id, self.endpoint, *chunk],
                 )
 
     def record(self, results: Iterable[dict[str, Any]], run_id: str) -> None:
@@ -86,8 +92,9 @@ class StateStore:
                 gid = res["group_id"]
                 self.db.execute("DELETE FROM files WHERE group_id=?", (gid,))
                 self.db.execute(
-                    "INSERT OR REPLACE INTO groups VALUES (?,?,?,?, 'done')",
-                    (gid, res["fingerprint"], res["extractor"], run_id),
+                    "INSERT OR REPLACE INTO groups (group_id, fingerprint, extractor, run_id, outcome, endpoint) "
+                    "VALUES (?,?,?,?, 'done', ?)",
+                    (gid, res["fingerprint"], res["extractor"], run_id, self.endpoint),
                 )
                 self.db.executemany(
                     "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)",
@@ -96,8 +103,14 @@ class StateStore:
                 )
 
     def forget_unseen(self, run_id: str) -> list[str]:
-        """Drop groups this run did not see (deleted or regrouped files); returns their ids."""
-        gone = [g for (g,) in self.db.execute("SELECT group_id FROM groups WHERE run_id != ?", (run_id,))]
+        """Drop this endpoint's groups this run did not see (deleted or regrouped files); returns their ids.
+
+        Other endpoints' groups in a shared journal stay (rows from before endpoints were recorded,
+        endpoint '', count as every endpoint's); so do groups left without files, whoever wrote them.
+        """
+        gone = [g for (g,) in self.db.execute(
+            "SELECT group_id FROM groups WHERE (run_id != ? AND endpoint IN (?, '')) "
+            "OR NOT EXISTS (SELECT 1 FROM files f WHERE f.group_id = groups.group_id)", (run_id, self.endpoint))]
         with self.db:
             self.db.execute("BEGIN")
             for chunk in _chunks(gone):
@@ -140,11 +153,15 @@ class StateStore:
         return out
 
     def write_index(self, index_path: str, run_id: str, *, chunk_rows: int = 100_000) -> int:
-        """Write index.parquet atomically from the journal; returns the row count."""
+        """Write index.parquet atomically from the journal (every endpoint's groups); returns the row count.
+
+        ``run_id`` is kept for callers; after ``forget_unseen`` this endpoint's groups all carry it,
+        and other endpoints sharing the directory keep their own runs' groups.
+        """
         cur = self.db.execute(
             "SELECT f.path, f.size, f.mtime, f.extension, f.mime, f.extractor, f.group_id, "
             "CASE WHEN g.outcome='skipped' THEN 'skipped' ELSE f.status END, f.error "
-            "FROM files f JOIN groups g USING(group_id) WHERE g.run_id=? ORDER BY f.path", (run_id,)
+            "FROM files f JOIN groups g USING(group_id) ORDER BY f.path"
         )
         tmp = f"{index_path}.partial"
         rows = 0
