@@ -179,7 +179,8 @@ def xtract_endpoint(
         import_in_background("flows.report.publish")  # pandas' import overlaps the extraction
         with clock("xtract"):
             counters = xtract(state.groups_spool, out.root, run_id, pool, total_groups=grouped.groups,
-                              endpoint_name=name, batch_size=options.batch_size, limit_s=options.time_limit_s)
+                              endpoint_name=name, batch_size=options.batch_size, limit_s=options.time_limit_s,
+                              retry_failed=options.retry_failed, follow_symlinks=ep.follow_symlinks)
         with clock("sink"):
             sunk = sink(out.root, run_id, endpoint_name=name)
         with clock("search_index"):

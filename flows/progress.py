@@ -294,6 +294,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"{summary['skipped']} skipped (done earlier) in {summary['seconds']:.1f}s",
         f"metadata: {summary['metadata_dir']}  (flow run {summary['flow_run_id']})",
     ]
+    if summary.get("dirs_failed"):
+        lines.append(f"{summary['dirs_failed']} directories could not be listed (their files are not in the index; "
+                     "see the crawl-errors artifact)")
     if summary.get("report"):
         lines.append(f"report: {summary['report']}")
     return lines
@@ -313,6 +316,9 @@ def summary_table(summary: dict[str, Any]) -> Table:
         n = summary[key]
         share = f"{100.0 * n / files:.1f}% of files" if files else ""
         table.add_row(label, Text(human_count(n), style=style if n else ""), share)
+    if summary.get("dirs_failed"):
+        table.add_row("unlistable dirs", Text(human_count(summary["dirs_failed"]), style="red"),
+                      "see the crawl-errors artifact")
     table.add_row("wall time", human_duration(summary["seconds"]), "")
     table.add_row("metadata", "", summary["metadata_dir"])
     if summary.get("report"):

@@ -12,7 +12,7 @@ import hashlib
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,6 +26,33 @@ from tasks.store.records import GROUP_SCHEMA, SpoolWriter, iter_spool, iter_spoo
 
 Row = dict[str, Any]
 GrouperFn = Callable[[list[Row]], list[list[Row]]]
+T = TypeVar("T")
+
+#: A group above this many files or bytes is split into parts of at most this size (path order): one
+#: directory of 60,000 files is then many groups that spread over the workers, each with its own time
+#: limit, instead of one group on one worker that times out (docs/reliability.md).
+MAX_GROUP_FILES = 1000
+MAX_GROUP_BYTES = 2 * 1024**3
+
+
+def split_large(members: list[T], size_of: Callable[[T], int], *, max_files: int = MAX_GROUP_FILES,
+                max_bytes: int = MAX_GROUP_BYTES) -> list[list[T]]:
+    """``members`` (already in path order) cut into consecutive parts within both bounds; one part if small."""
+    if len(members) <= max_files and sum(size_of(m) for m in members) <= max_bytes:
+        return [members]
+    parts: list[list[T]] = []
+    cur: list[T] = []
+    size = 0
+    for m in members:
+        b = size_of(m)
+        if cur and (len(cur) >= max_files or size + b > max_bytes):
+            parts.append(cur)
+            cur, size = [], 0
+        cur.append(m)
+        size += b
+    if cur:
+        parts.append(cur)
+    return parts
 
 
 def group_file_is_group(rows: list[Row]) -> list[list[Row]]:
@@ -186,7 +213,9 @@ def _group_columnar(crawl_spool: str, groups_spool: str, key_kind: str, registry
                 for i, k in enumerate(group_keys.to_pylist()):
                     members.setdefault(k, []).append(i)
                 order, gids, fps = [], [], []
-                for rows in members.values():
+                parts = [part for rows in members.values()
+                         for part in split_large(sorted(rows, key=paths.__getitem__), sizes.__getitem__)]
+                for rows in parts:
                     if len(rows) == 1:  # most groups of most trees: the same hashes, without the sorting
                         i = rows[0]
                         order.append(i)
@@ -204,7 +233,7 @@ def _group_columnar(crawl_spool: str, groups_spool: str, key_kind: str, registry
                     order.extend(rows)
                     gids.extend([gid] * len(rows))
                     fps.extend([fp] * len(rows))
-                n_groups += len(members)
+                n_groups += len(parts)
             out = pa.record_batch([
                 strings(gids), strings(fps),
                 rb.column("path"), rb.column("size"), rb.column("mtime"), rb.column("extension"),
@@ -235,7 +264,8 @@ def _group_rows(crawl_spool: str, groups_spool: str, grouper_fn: GrouperFn, regi
     cols: dict[str, list[Any]] = {n: [] for n in GROUP_SCHEMA.names}
     with SpoolWriter(groups_spool, GROUP_SCHEMA) as spool:
         for rows in iter_directories(crawl_spool):
-            for members in grouper_fn(rows):
+            for members in (part for found in grouper_fn(rows)
+                            for part in split_large(sorted(found, key=lambda r: r["path"]), lambda r: r["size"])):
                 names: set[str] = set()
                 for r in members:
                     mime, ex = registry.for_extension(r["extension"])

@@ -12,6 +12,9 @@ an "and N more" row. The same numbers go to in-process observers
 from __future__ import annotations
 
 import base64
+import contextvars
+import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -67,12 +70,89 @@ def cap_rows(rows: list[dict[str, Any]], total: int | None = None, *, limit: int
     return shown
 
 
+_failures = 0
+_failures_lock = threading.Lock()
+
+
+def _count_failure(n: int = 1) -> None:
+    global _failures
+    with _failures_lock:
+        _failures += n
+
+
+def publish_failures() -> int:
+    """Status updates of this process that never reached the Prefect API (failed or dropped)."""
+    return _failures
+
+
 def publish_safely(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - status must never fail the run
+        _count_failure()
         get_run_logger().warning("could not publish artifact: %s", exc)
         return None
+
+
+class BackgroundPublisher:
+    """Publishes status on a thread of its own, keeping only the newest update.
+
+    The Prefect API is never on the extraction's critical path: a slow or vanished server
+    (whose client retries a connection for minutes) delays only this thread, the extraction
+    loop hands over its newest figures and goes on. Updates that arrive while one is being
+    sent replace each other (only the latest matters); those never sent are counted as
+    dropped. Runs in a copy of the caller's context, so the artifacts still belong to its
+    task run.
+    """
+
+    def __init__(self, name: str = "xtract-status") -> None:
+        self._context = contextvars.copy_context()
+        self._cond = threading.Condition()
+        self._pending: Callable[[], None] | None = None
+        self._busy = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=name)
+        self._thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Queue ``job``, replacing one queued and not yet started (it is counted as dropped)."""
+        with self._cond:
+            if self._closed:
+                return
+            self._pending = job  # one still queued is superseded: the newer update carries its figures
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closed:
+                    self._cond.wait()
+                job, self._pending = self._pending, None
+                if job is None:
+                    return
+                self._busy = True
+            try:
+                self._context.run(job)
+            except Exception:  # noqa: BLE001 - status must never fail the run (publish_safely logs)
+                _count_failure()
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def close(self, timeout_s: float = 10.0) -> bool:
+        """Send what is queued, waiting at most ``timeout_s``; False (and counted) when it could not finish."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while (self._pending is not None or self._busy) and time.monotonic() < deadline:
+                self._cond.wait(max(0.0, deadline - time.monotonic()))
+            unfinished = self._pending is not None or self._busy
+            if unfinished:
+                _count_failure()
+            self._pending = None
+            self._closed = True
+            self._cond.notify_all()
+        return not unfinished
 
 
 def progress_text(counters: XtractCounters, elapsed_s: float) -> str:
@@ -105,22 +185,45 @@ class ProgressReporter:
         self.table_every_s = table_every_s
         self.started = time.monotonic()
         self._last_table = self.started
+        self._table_due = False
         notify("xtract", slug, "start", groups_total=total_groups)
-        self.artifact_id = publish_safely(
-            create_progress_artifact, progress=0.0, key=artifact_key(slug, PROGRESS),
-            description=f"Groups extracted or skipped of {human_count(total_groups)} for {slug}",
-        )
+        self.artifact_id: Any = None
+        # every API call happens on this thread: the extraction loop never waits for the Prefect API
+        self._publisher = BackgroundPublisher(f"xtract-status-{slug}")
+        self._publisher.submit(lambda: self._send(0.0, f"Groups extracted or skipped of {human_count(total_groups)} "
+                                                       f"for {slug}", None))
+
+    def _send(self, pct: float, description: str, counters: XtractCounters | None) -> None:
+        """On the publisher thread: create the progress artifact once, move it, and the table when due."""
+        if self.artifact_id is None:
+            self.artifact_id = publish_safely(create_progress_artifact, progress=pct,
+                                              key=artifact_key(self.slug, PROGRESS), description=description)
+        else:
+            publish_safely(update_progress_artifact, artifact_id=self.artifact_id, progress=pct,
+                           description=description)
+        if counters is not None and self._table_due:
+            self._table_due = False
+            _publish_counter_table(self.slug, counters)
 
     def __call__(self, counters: XtractCounters) -> None:
         notify("xtract", self.slug, "progress", **counters.as_dict())
         pct = min(100.0, 100.0 * counters.groups_done / self.total)
         now = time.monotonic()
-        if self.artifact_id is not None:
-            publish_safely(update_progress_artifact, artifact_id=self.artifact_id, progress=pct,
-                           description=f"{self.slug}: {progress_text(counters, now - self.started)}")
         if now - self._last_table >= self.table_every_s:
             self._last_table = now
-            _publish_counter_table(self.slug, counters)
+            self._table_due = True
+        snapshot = dataclasses.replace(counters)  # the loop goes on changing its own
+        description = f"{self.slug}: {progress_text(snapshot, now - self.started)}"
+        self._publisher.submit(lambda: self._send(pct, description, snapshot))
+
+    def finish(self, counters: XtractCounters, *, timeout_s: float = 10.0) -> None:
+        """The final figures and counter table, then stop: waits at most ``timeout_s`` for the API."""
+        self._table_due = True
+        self(counters)
+        notify("xtract", self.slug, "end", **counters.as_dict())
+        if not self._publisher.close(timeout_s):
+            get_run_logger().warning("the Prefect API did not take the final progress of %s within %.0fs: "
+                                     "status not reported", self.slug, timeout_s)
 
 
 def counter_rows(counters: XtractCounters) -> list[dict[str, Any]]:

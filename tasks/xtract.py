@@ -33,7 +33,7 @@ from tasks.counters import XtractCounters
 from tasks.group import iter_groups
 from tasks.pools.base import ExtractionPool, PoolSpec
 from tasks.pools.plan import open_pool
-from tasks.status import ProgressReporter, publish_counters
+from tasks.status import ProgressReporter
 from tasks.store.journal import StateStore
 from tasks.store.layout import MetadataDir
 from tasks.store.search import SyncWhileRunning
@@ -55,12 +55,17 @@ class Batch:
 
 
 def skip_done(groups: Iterable[Group], state: StateStore, run_id: str, counters: XtractCounters,
-              *, chunk: int = 1000) -> Iterator[Group]:
-    """Yield only groups that need work; mark the rest as skipped in this run."""
+              *, chunk: int = 1000, retry_failed: bool = True) -> Iterator[Group]:
+    """Yield only groups that need work; mark the rest as skipped in this run.
+
+    A group needs work when it is new, changed, or (``retry_failed``, the default) failed
+    before: a failure is never "done", so a rerun with a larger time limit or a fixed
+    extractor gets its chance.
+    """
     buf: list[Group] = []
 
     def flush() -> Iterator[Group]:
-        done = state.done_fingerprints([g["group_id"] for g in buf])
+        done = state.done_fingerprints([g["group_id"] for g in buf], retry_failed=retry_failed)
         skipped = [g for g in buf if done.get(g["group_id"]) == g["fingerprint"]]
         if skipped:
             state.mark_skipped([g["group_id"] for g in skipped], run_id)
@@ -145,8 +150,8 @@ class ExtractionRun:
 
     # -- submission -------------------------------------------------------
     def _budget(self, batch: Batch) -> float:
-        per_group = self.limit_s if self.limit_s else 3600.0
-        return per_group * len(batch.groups) + self.grace_s
+        per_file = self.limit_s if self.limit_s else 3600.0  # the worker's limit is per file
+        return per_file * sum(len(g["files"]) for g in batch.groups) + self.grace_s
 
     def _submit(self, batch: Batch, queue: deque[Batch] | None = None) -> bool:
         """Hand ``batch`` to the pool; False (batch put back on ``queue``) when the pool is already broken.
@@ -331,8 +336,9 @@ class ExtractionRun:
 @task(name="xtract", cache_policy=NO_CACHE, task_run_name="xtract-{endpoint_name}")
 def xtract(groups_spool: str, out_dir: str, run_id: str, spec: PoolSpec, *, total_groups: int,
            endpoint_name: str = "endpoint", batch_size: int | None = None,
-           limit_s: float | None = 120.0, max_retries: int = 1) -> dict[str, Any]:
-    """Extract every group not already done; returns the counters."""
+           limit_s: float | None = 120.0, max_retries: int = 1, retry_failed: bool = True,
+           follow_symlinks: bool = False) -> dict[str, Any]:
+    """Extract every group not already done (failed groups again, unless ``retry_failed`` is off); returns counters."""
     logger = get_run_logger()
     layout = MetadataDir.of(out_dir)
     os.makedirs(layout.groups, exist_ok=True)
@@ -358,12 +364,15 @@ def xtract(groups_spool: str, out_dir: str, run_id: str, spec: PoolSpec, *, tota
         run = ExtractionRun(pool, state, run_id, out_dir, limit_s=limit_s, max_retries=max_retries,
                             counters=counters, on_progress=on_progress, workers_write=not spare_core,
                             on_record=sync_search.note)
-        todo = skip_done(iter_groups(groups_spool), state, run_id, counters)
+        groups = iter_groups(groups_spool)
+        if follow_symlinks:  # workers open files with O_NOFOLLOW unless told the run follows links
+            groups = ({**g, "follow_symlinks": True} for g in groups)
+        todo = skip_done(groups, state, run_id, counters, retry_failed=retry_failed)
         run.run(make_batches(todo, max_groups=size), max_in_flight=workers * 2)
     finally:
         pool.close()
         state.close()
-    publish_counters(endpoint_name, counters)
+    reporter.finish(counters)  # best-effort, bounded: a vanished API costs this task seconds, not the metadata
     logger.info("xtract %s: %d groups extracted, %d failed, %d skipped (batch size %d, %d workers)",
                 endpoint_name, counters.fx_success, counters.fx_failed, counters.groups_skipped, size, workers)
     return counters.as_dict()

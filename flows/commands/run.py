@@ -6,10 +6,12 @@ import argparse
 import contextlib
 import json
 import os
+import stat
 import sys
 from typing import Any
 
-from flows.cli import UsageError, check_writable_dir, positive_float, positive_int
+from flows.cli import EXIT_STATUS_UNREPORTED, UsageError, check_writable_dir, positive_float, positive_int
+from xtract_blocks.roots import distinct_roots
 
 NAME = "run"
 HELP = "crawl PATHs, extract metadata, write OUT/index.parquet and OUT/groups/"
@@ -34,18 +36,96 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                      "with a '/' it matches the path). OUT itself is never crawled")
     run.add_argument("--lock-timeout", type=float, default=600.0, metavar="S",
                      help="wait at most S seconds for another run writing OUT (default 600; 0: refuse at once)")
+    run.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
+                     help="do not extract again the groups that failed in an earlier run (default: retry them)")
     run.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
     run.add_argument("--quiet", "-q", action="store_true", help="no live progress (the summary still prints)")
     run.add_argument("--verbose", "-v", action="store_true", help="also print Prefect's own INFO log lines")
 
 
-def check_args(args: argparse.Namespace) -> None:
-    for p in args.paths:
-        if not os.path.exists(p):
-            raise UsageError(f"path does not exist: {p}")
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"))
+
+
+def check_paths(paths: list[str]) -> list[str]:
+    """Each PATH a readable directory or regular file; returns them normalized, each file covered once.
+
+    A PATH given twice, or inside another PATH (symlinks resolved), is dropped with a note:
+    crawling it again would index its files twice.
+    """
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            raise UsageError(f"path does not exist: {p}") from None
+        except OSError as exc:
+            raise UsageError(f"path cannot be read: {p} ({exc.strerror or exc})") from None
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a file")
+            raise UsageError(f"path is not a directory or a regular file: {p} ({kind})")
         if not os.access(p, os.R_OK):
             raise UsageError(f"path is not readable: {p}")
+    kept, dropped = distinct_roots(paths)
+    for path, cover in dropped:
+        print(f"xtract: {path} is already covered by {cover}: crawled once", file=sys.stderr)
+    return kept
+
+
+def check_workers(workers: int | None) -> int | None:
+    """--workers above what this machine can use is clamped, with one line saying so."""
+    from tasks.pools.options import max_local_workers  # stdlib and pydantic only
+
+    limit = max_local_workers()
+    if workers is not None and workers > limit:
+        print(f"xtract: --workers {workers} is more than this machine can use ({os.cpu_count()} cores, "
+              f"memory for {limit} workers); using {limit}", file=sys.stderr)
+        return limit
+    return workers
+
+
+def check_args(args: argparse.Namespace) -> None:
+    args.paths = check_paths(args.paths)
     check_writable_dir(args.metadata_dir, "metadata dir")
+    if args.executor == "local":
+        args.workers = check_workers(args.workers)
+    if args.batch_size is not None:
+        from tasks.pools.options import MAX_BATCH_SIZE
+
+        if args.batch_size > MAX_BATCH_SIZE:
+            raise UsageError(f"--batch-size {args.batch_size} is above the limit of {MAX_BATCH_SIZE} groups per call")
+
+
+def own_server_if_needed() -> Any:
+    """Start the Prefect server this run needs (in a session of its own), or None when one is configured.
+
+    Called after Prefect's settings can be read; the server starts while the flow's imports
+    run and is stopped at exit, after Prefect has flushed its logs and events to it.
+    """
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    if settings.api.url or not settings.server.ephemeral.enabled:
+        return None
+    import atexit
+
+    from flows.prefect_server import OwnedServer
+
+    server = OwnedServer().start()
+    atexit.register(server.stop)
+    return server
+
+
+def _api_unreachable(exc: BaseException) -> bool:
+    """True for the errors of a Prefect API that went away (connection refused, reset, timed out)."""
+    import httpx
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, httpx.TransportError):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,28 +138,52 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.verbose:
         quiet_prefect_console()  # before flows.endpoint_flow imports prefect and configures its logging
+    server = own_server_if_needed()
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     from flows.endpoint_flow import xtract_endpoint
     from tasks.pools.options import ExtractionOptions
+    from tasks.status import publish_failures
     from xtract_blocks import XtractEndpoint
 
     endpoint = XtractEndpoint(
-        repo_type="local", dirs=[os.path.abspath(p) for p in args.paths], grouper=args.grouper,
+        repo_type="local", dirs=list(args.paths), grouper=args.grouper,
         local_mdata_path=os.path.abspath(args.metadata_dir), follow_symlinks=args.follow_symlinks,
         exclude=list(args.exclude),
     )
+    api = server.wait_ready() if server is not None else None
     # progress on stdout; with --json it goes to stderr so stdout stays for the summary and the JSON line
     display = None if args.quiet else make_display(sys.stderr if args.json else sys.stdout)
-    with display.running() if display else contextlib.nullcontext():
-        options = ExtractionOptions(executor=args.executor, workers=args.workers, batch_size=args.batch_size,
-                                    time_limit_s=args.time_limit, dask_address=args.dask_address)
-        state = xtract_endpoint(endpoint, extraction=options, lock_timeout_s=args.lock_timeout, return_state=True)
+    settings = temporary_settings(updates={PREFECT_API_URL: api}) if api else contextlib.nullcontext()
+    try:
+        with settings, display.running() if display else contextlib.nullcontext():
+            options = ExtractionOptions(executor=args.executor, workers=args.workers, batch_size=args.batch_size,
+                                        time_limit_s=args.time_limit, dask_address=args.dask_address,
+                                        retry_failed=args.retry_failed)
+            state = xtract_endpoint(endpoint, extraction=options, lock_timeout_s=args.lock_timeout,
+                                    return_state=True)
+    except Exception as exc:
+        if not _api_unreachable(exc):
+            raise
+        print(f"xtract: lost the Prefect API ({type(exc).__name__}: {exc}); the run could not report its status. "
+              "What was extracted is journalled in the metadata directory: rerun the same command to finish",
+              file=sys.stderr)
+        return EXIT_STATUS_UNREPORTED
     if not state.is_completed():
         print(f"xtract: run {state.name.lower()}: {state.message}", file=sys.stderr)
         return 1
     summary: dict[str, Any] = state.result()
     print_summary(summary, display)
     if args.json:
-        keys = ("files_crawled", "bytes_crawled", "groups", "extracted", "failed", "unknown", "skipped",
-                "metadata_dir", "flow_run_id", "seconds", "stage_seconds")
+        keys = ("files_crawled", "bytes_crawled", "dirs_failed", "groups", "extracted", "failed", "unknown",
+                "skipped", "metadata_dir", "flow_run_id", "seconds", "stage_seconds")
         print(json.dumps({k: summary[k] for k in keys}))
+    restarts = server.restarts if server is not None else 0
+    dropped = publish_failures()
+    if restarts or dropped:
+        why = f"the Prefect server this run started died {restarts} time(s) and was restarted" if restarts else \
+            f"{dropped} status update(s) could not be published"
+        print(f"xtract: warning: {why}; the metadata is complete, the Prefect UI may miss part of this run's "
+              "progress", file=sys.stderr)
+        return EXIT_STATUS_UNREPORTED
     return 0

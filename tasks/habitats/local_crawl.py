@@ -16,6 +16,7 @@ from tasks.habitats.base import CrawlStatus
 from tasks.habitats.local_walk import WalkCounters, walk_one
 from tasks.habitats.local_walk_helper import HelperWalker
 from tasks.store.records import FileRecord, crawl_batch
+from xtract_blocks.roots import distinct_roots
 
 #: A helper walker process joins once the walk has seen this many files (it costs ~30 ms to start)...
 HELPER_AFTER_FILES = 5_000
@@ -62,8 +63,8 @@ class LocalCrawler:
         modes: list[int] = []
         stack: list[str] = []
         helper: HelperWalker | None = None
-        for d in reversed(dirs):
-            root = os.path.abspath(os.path.expanduser(d))
+        roots, _covered = distinct_roots(dirs)  # a root given twice or inside another is crawled once
+        for root in reversed(roots):
             if os.path.isfile(root):  # a single file is a one-file crawl
                 try:
                     s = os.stat(root)

@@ -19,10 +19,30 @@ ExecutorKind = Literal["local", "dask", "globus-compute"]
 #: The most local workers one run may start: more than this many per core only queue for the CPU
 #: while each holds its own memory (docs/reliability.md).
 MAX_WORKERS_PER_CORE = 4
+#: What one idle extraction worker holds resident (its imports), rounded up: the memory bound of the
+#: worker count is the machine's available memory over this, so a huge --workers cannot swap it to death.
+WORKER_RESIDENT_MB = 150
+#: Groups per executor call: beyond this a batch only delays its results and the journal's commits.
+MAX_BATCH_SIZE = 10_000
+
+
+def available_memory_mb() -> int | None:
+    """MemAvailable from /proc/meminfo (None where there is none): what new workers may use without swapping."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def max_local_workers() -> int:
-    return MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+    """The most workers this machine can use: a few per core, and no more than its free memory holds."""
+    by_cores = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+    free = available_memory_mb()
+    return by_cores if free is None else max(1, min(by_cores, free // WORKER_RESIDENT_MB))
 
 
 class ExtractionOptions(BaseModel):
@@ -32,12 +52,14 @@ class ExtractionOptions(BaseModel):
         default="local", description="Where extractors run: local processes, a Dask cluster, or Globus Compute.")
     workers: int | None = Field(
         default=None, ge=1, description="Workers for the local (and LocalCluster) executor; default: all cores.")
-    batch_size: int | None = Field(default=None, ge=1, description="Groups per executor call (default: sized to "
-                                   "the run).")
+    batch_size: int | None = Field(default=None, ge=1, le=MAX_BATCH_SIZE,
+                                   description="Groups per executor call (default: sized to the run).")
     time_limit_s: float = Field(default=120.0, gt=0, description="Wall-time limit per group; past it the group "
                                 "becomes an error record.")
     memory_limit_mb: int | None = Field(default=4096, ge=64, description="Memory cap of each local worker.")
     transfer_timeout_s: float = Field(default=3600.0, gt=0, description="How long a staging or offload transfer "
                                       "may take before it is cancelled.")
+    retry_failed: bool = Field(default=True, description="Extract again the groups that failed in an earlier run "
+                               "(off: keep their error records until the files change).")
     dask_address: str | None = Field(default=None, description="Scheduler of an existing Dask cluster "
                                      "(executor 'dask'; default: a LocalCluster).")

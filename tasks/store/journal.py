@@ -2,8 +2,14 @@
 
 SQLite (WAL) under OUT/.xtract/ is the journal: each finished batch is committed
 in one transaction, so a crash loses at most the batches in flight, a rerun skips
-every group whose fingerprint is already recorded, and index.parquet is rebuilt
-from it without holding the repository in memory.
+every group whose fingerprint is already recorded *and that succeeded*, and
+index.parquet is rebuilt from it without holding the repository in memory.
+
+A failure is never "done": a group with any file in status ``error`` is extracted
+again by the next run (a timeout may pass with a larger limit, a worker crash may
+not recur) unless the caller asks not to retry failures; a failed group that is
+not retried keeps its ``error`` status and message in the index and the counts,
+so "skipped" only ever means "unchanged and succeeded before".
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from tasks.store.dataset import WHOLE, PartWriter
 
 INDEX_SCHEMA = pa.schema(
     [
@@ -42,6 +49,10 @@ CREATE INDEX IF NOT EXISTS groups_run ON groups(run_id);
 """
 
 
+#: A file's status in the index: a skipped group's files are "skipped" unless they failed (then still "error").
+_INDEX_STATUS = "CASE WHEN g.outcome='skipped' AND f.status != 'error' THEN 'skipped' ELSE f.status END"
+
+
 def _chunks(items: list[str], n: int = 900) -> Iterator[list[str]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
@@ -66,11 +77,18 @@ class StateStore:
     def close(self) -> None:
         self.db.close()
 
-    def done_fingerprints(self, group_ids: list[str]) -> dict[str, str]:
-        """group_id -> recorded fingerprint, for the ids that have one."""
+    def done_fingerprints(self, group_ids: list[str], *, retry_failed: bool = True) -> dict[str, str]:
+        """group_id -> recorded fingerprint, for the ids that need no work if unchanged.
+
+        With ``retry_failed`` (the default) a group that has a file in error is left out,
+        so the caller extracts it again; without it, failed groups count as done too.
+        """
         found: dict[str, str] = {}
+        failed = "" if not retry_failed else (
+            " AND NOT EXISTS (SELECT 1 FROM files f WHERE f.group_id = groups.group_id AND f.status = 'error')")
         for chunk in _chunks(group_ids):
-            q = f"SELECT group_id, fingerprint FROM groups WHERE group_id IN ({','.join('?' * len(chunk))})"
+            q = (f"SELECT group_id, fingerprint FROM groups WHERE group_id IN ({','.join('?' * len(chunk))})"
+                 + failed)
             found.update(self.db.execute(q, chunk).fetchall())
         return found
 
@@ -135,16 +153,20 @@ class StateStore:
         return rows
 
     def counts(self, run_id: str) -> dict[str, int]:
-        """File counts by index status for this run (skipped = done by an earlier run)."""
+        """File counts by index status for this run.
+
+        skipped = unchanged and succeeded in an earlier run; a failed group that was not
+        retried (``retry_failed=False``) still counts its errors as errors.
+        """
         rows = self.db.execute(
-            "SELECT CASE WHEN g.outcome='skipped' THEN 'skipped' ELSE f.status END AS s, count(*) "
+            f"SELECT {_INDEX_STATUS} AS s, count(*) "
             "FROM files f JOIN groups g USING(group_id) WHERE g.run_id=? GROUP BY s", (run_id,)
         ).fetchall()
         return {status: n for status, n in rows}
 
     def counts_by_extractor(self, run_id: str) -> dict[str, dict[str, int]]:
         rows = self.db.execute(
-            "SELECT coalesce(f.extractor, 'none'), CASE WHEN g.outcome='skipped' THEN 'skipped' ELSE f.status END AS s,"
+            f"SELECT coalesce(f.extractor, 'none'), {_INDEX_STATUS} AS s,"
             " count(*) FROM files f JOIN groups g USING(group_id) WHERE g.run_id=? GROUP BY 1, 2", (run_id,)
         ).fetchall()
         out: dict[str, dict[str, int]] = {}
@@ -152,7 +174,7 @@ class StateStore:
             out.setdefault(name, {})[status] = n
         return out
 
-    def write_index(self, index_path: str, run_id: str, *, chunk_rows: int = 100_000) -> int:
+    def write_index(self, index_path: str, run_id: str, *, chunk_rows: int = 100_000, part: str = WHOLE) -> int:
         """Write index.parquet atomically from the journal (every endpoint's groups); returns the row count.
 
         ``run_id`` is kept for callers; after ``forget_unseen`` this endpoint's groups all carry it,
@@ -160,22 +182,14 @@ class StateStore:
         """
         cur = self.db.execute(
             "SELECT f.path, f.size, f.mtime, f.extension, f.mime, f.extractor, f.group_id, "
-            "CASE WHEN g.outcome='skipped' THEN 'skipped' ELSE f.status END, f.error "
+            f"{_INDEX_STATUS}, f.error "
             "FROM files f JOIN groups g USING(group_id) ORDER BY f.path"
         )
-        tmp = f"{index_path}.partial"
-        rows = 0
-        try:
-            with pq.ParquetWriter(tmp, INDEX_SCHEMA, compression="zstd") as writer:
-                while batch := cur.fetchmany(chunk_rows):
-                    cols = list(zip(*batch, strict=True))
-                    writer.write_batch(pa.record_batch([list(c) for c in cols], schema=INDEX_SCHEMA))
-                    rows += len(batch)
-        except BaseException:  # e.g. ENOSPC: the previous index.parquet stays valid, no partial file stays
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        os.replace(tmp, index_path)
-        return rows
+        # index_path is a dataset (tasks/store/dataset.py): this writes its part ``part`` only; the
+        # whole-repository part (WHOLE) supersedes every other. On any failure (e.g. ENOSPC) the
+        # previous index stays valid and nothing half-written stays.
+        with PartWriter(index_path, part, INDEX_SCHEMA) as writer:
+            while batch := cur.fetchmany(chunk_rows):
+                cols = list(zip(*batch, strict=True))
+                writer.write_batch(pa.record_batch([list(c) for c in cols], schema=INDEX_SCHEMA))
+            return writer.commit(exclusive=part == WHOLE)
