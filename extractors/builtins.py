@@ -17,6 +17,7 @@ from extractors.databases import DATABASES
 from extractors.dicom import DICOM
 from extractors.fits import FITS
 from extractors.fonts import FONTS
+from extractors.fortran import FORTRAN
 from extractors.gis import GIS
 from extractors.grib import GRIB
 from extractors.hdf5 import HDF5
@@ -25,6 +26,7 @@ from extractors.images import IMAGES
 from extractors.jsonxml import JSONXML
 from extractors.keyword import KEYWORD
 from extractors.matlab import MATLAB
+from extractors.nasa_cdf import NASA_CDF
 from extractors.netcdf import NETCDF
 from extractors.neuro import NEURO
 from extractors.numpy_files import NUMPY
@@ -39,5 +41,5 @@ from extractors.zarr_store import ZARR
 BUILTINS: tuple[Extractor, ...] = (
     TABULAR, JSONXML, KEYWORD, IMAGES, HDF5, NETCDF, PYTHON, C_CODE, ARCHIVES, NUMPY, FITS, PHYSICAL,
     DICOM, MATLAB, FONTS, IDL, CONFIG, PICKLE, AUDIO, NEURO, SEISMIC, COLUMNAR, GRIB, ZARR,
-    OFFICE, DATABASES, GIS,
+    OFFICE, DATABASES, GIS, NASA_CDF, FORTRAN,
 )

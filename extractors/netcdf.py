@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from extractors.base import Extractor, ExtractorError
+from extractors.base import Extractor, ExtractorError, NotMyFormat, require
 from extractors.hdf5 import attr_value
 
 NAME = "netcdf"
-VERSION = "2.0"
+VERSION = "2.1"
 MAX_VARIABLES = 2_000
 MAX_GROUPS = 500
 
@@ -45,8 +45,16 @@ def _describe(grp: Any, path: str) -> dict[str, Any]:
     }
 
 
+_MAGICS = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF")
+
+
 def extract_netcdf(path: str) -> dict[str, Any]:
-    import netCDF4
+    with open(path, "rb") as fh:
+        head = fh.read(1032)
+    if head and not (head[:4] in _MAGICS or head[512:516] == b"\x89HDF" or head[1024:1028] == b"\x89HDF"):
+        # a NASA CDF, a CDL text file or anything else named .cdf/.nc: let the chain find its reader
+        raise NotMyFormat("no netCDF-3 or HDF5 signature")
+    netCDF4 = require("netCDF4", package="netCDF4")
 
     try:
         ds = netCDF4.Dataset(path, "r")
