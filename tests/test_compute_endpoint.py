@@ -172,3 +172,147 @@ def test_compute_real_registration_idempotent_keyed_on_checksum(compute_loop, tm
     changed = ensure_registered(backend, name, mod.xtract_remote_batch)
     assert changed["status"] == "registered" and changed["function_id"] != first["function_id"]
     assert len(svc.functions) == before + 2
+
+
+# -- ComputePool (the production pool) on the real SDK Executor ------------------------------------------------
+
+
+def sdk_settings(**kw):
+    from xtract_blocks import GlobusComputeSettings
+
+    return GlobusComputeSettings(backend="sdk", registry_block=f"reg-{uuid.uuid4().hex[:12]}", **kw)
+
+
+def run_pool(loop, out, groups, settings, *, limit_s=20.0, grace_s=20.0, workers=2, during=None, max_groups=4):
+    """ExtractionRun over a ComputePool whose executor is the unmodified globus_compute_sdk.Executor."""
+    import json
+    import threading
+
+    from tasks.pools.base import ComputeOptions, PoolSpec
+    from tasks.pools.plan import open_pool
+    from tasks.store.journal import StateStore
+    from tasks.xtract import ExtractionRun, make_batches
+
+    spec = PoolSpec(kind="globus-compute", workers=workers, compute=ComputeOptions(
+        endpoint_id=loop.endpoint_id, settings=settings, credentials=loop.credentials()))
+    pool = open_pool(spec)
+    assert type(pool.executor) is Executor  # the SDK's own, nothing in between
+    (out / "groups").mkdir(parents=True, exist_ok=True)
+    state = StateStore(str(out / ".xtract"))
+    try:
+        run = ExtractionRun(pool, state, "run-1", str(out), limit_s=limit_s, max_retries=1, grace_s=grace_s,
+                            poll_s=0.2)
+        side = threading.Thread(target=during, args=(pool,), daemon=True) if during else None
+        if side:
+            side.start()
+        counters = run.run(make_batches(iter(groups), max_groups=max_groups), max_in_flight=2)
+        if side:
+            side.join(timeout=60)
+    finally:
+        pool.close()
+        state.close()
+    docs = {p.stem: json.loads(p.read_text()) for p in (out / "groups").glob("*.json")}
+    return counters, docs
+
+
+def test_compute_real_pool_selects_containers_through_user_endpoint_config(compute_loop, tmp_path):
+    """Each extractor family's tasks carry its image in user_endpoint_config; the service starts one user endpoint
+    per config on the real endpoint (rendered from its template, validated by its schema), and each family's
+    tasks ran there."""
+    files = small_corpus(tmp_path / "data")
+    groups = []
+    for name, p in sorted(files.items()):
+        g = group_of(p, name)
+        g["extractor"] = {"t1": "tabular", "t2": "tabular", "t3": "tabular", "bad": "tabular", "txt": "text"}.get(name)
+        groups.append(g)
+    settings = sdk_settings(container_type="apptainer", container_path="/images")
+    svc = compute_loop.service
+    before = len(svc.submissions)
+    counters, docs = run_pool(compute_loop, tmp_path / "out", groups, settings, max_groups=6)
+    assert set(docs) == set(files) and counters.fx_success == 5 and counters.fx_failed == 1
+    subs = svc.submissions[before:]
+    uris = {s["user_endpoint_config"]["container_uri"]: s["user_endpoint_id"] for s in subs}
+    assert set(uris) == {"/images/xtract-tabular.sif", "/images/xtract-text.sif", "/images/xtract-all.sif"}
+    assert len(set(uris.values())) == 3  # one user endpoint per image
+    for s in subs:
+        assert s["user_endpoint_config"]["container_type"] == "apptainer"
+    by_uep = {}
+    for t in svc.tasks.values():
+        if t.user_endpoint_id in uris.values() and t.result is not None:
+            by_uep.setdefault(t.user_endpoint_id, set()).add(str(t.result.details["endpoint_id"]))
+    assert all(reported == {uep} for uep, reported in by_uep.items()) and len(by_uep) == 3
+    with open(compute_loop.endpoint.setup_log) as fh:  # the template rendered each image into its endpoint
+        rendered = fh.read()
+    assert all(f"apptainer {u}" in rendered for u in uris)
+
+
+def test_compute_real_pool_chunks_to_fit_the_limits(compute_loop, tmp_path):
+    """A small payload limit makes the pool halve batches and the entry function stop early (continuation);
+    a group whose payload alone is over the limit becomes an error record without being sent."""
+    import csv
+
+    d = tmp_path / "d"
+    d.mkdir()
+    groups = []
+    for i in range(8):
+        p = d / f"t{i}.csv"
+        with open(p, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow([f"c{j}" for j in range(80)])
+            w.writerows([[r * j for j in range(80)] for r in range(20)])
+        groups.append(group_of(p, f"g{i}"))
+    big = group_of(groups[0]["files"][0]["path"] and d / "t0.csv", "big")
+    big["note"] = "p" * 40_000
+    svc = compute_loop.service
+    before = len(svc.tasks)
+    counters, docs = run_pool(compute_loop, tmp_path / "out", [*groups, big], sdk_settings(payload_limit_bytes=30_000))
+    assert all(docs[g["group_id"]]["metadata"]["tabular"]["rows"] == 20 for g in groups)
+    assert docs["big"]["errors"][0]["type"] == "PayloadTooLarge"
+    assert counters.fx_success == 8 and counters.fx_failed == 1
+    sent = list(svc.tasks.values())[before:]
+    assert all(t.payload_bytes <= 30_000 for t in sent) and len(sent) > 2
+
+
+@pytest.mark.slow
+def test_compute_real_endpoint_killed_mid_batch_loses_nothing(compute_loop, tmp_path):
+    """The user endpoint process (and its workers) is SIGKILLed while it runs a batch: its tasks never return,
+    the run's deadline abandons them (TaskLost), the groups are retried through a new user endpoint that the
+    real endpoint starts, and every file is recorded exactly once."""
+    import csv
+    import time
+
+    files = small_corpus(tmp_path / "data")
+    big = tmp_path / "data" / "big.csv"  # ~34 MB: about 2 s of extraction, long enough to be caught running
+    with open(big, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([f"c{j}" for j in range(12)])
+        w.writerows([r * j for j in range(12)] for r in range(400_000))
+    files["big"] = big
+    groups = [group_of(p, name) for name, p in sorted(files.items())]
+    svc, ep = compute_loop.service, compute_loop.endpoint
+    tasks_before = set(svc.tasks)
+    starts_before = ep.core_log().count("Creating new user endpoint")
+    killed: list[int] = []
+
+    def kill_while_running(pool) -> None:
+        give_up = time.monotonic() + 120
+        while time.monotonic() < give_up:
+            logs = "".join(ep.uep_logs().values())
+            running = [t for tid, t in list(svc.tasks.items()) if tid not in tasks_before and t.result is None
+                       and f"{tid}: Preparing to execute task" in logs]
+            if running:
+                killed.extend(ep.kill_user_endpoints())
+                return
+            time.sleep(0.05)
+
+    counters, docs = run_pool(compute_loop, tmp_path / "out", groups, sdk_settings(), limit_s=10.0, grace_s=5.0,
+                              during=kill_while_running, max_groups=4)
+    assert killed, "no task was caught running on the user endpoint"
+    assert set(docs) == set(files)
+    assert all(d["errors"] == [] for name, d in docs.items() if name != "bad"), docs
+    assert docs["big"]["metadata"]["tabular"]["rows"] == 400_000
+    assert counters.retries >= 1 and counters.pool_restarts >= 1
+    paths = [f["path"] for d in docs.values() for f in d["files"]]
+    assert sorted(paths) == sorted(map(str, files.values()))  # every file once
+    # the real endpoint started a new user endpoint process for the retries
+    assert ep.core_log().count("Creating new user endpoint") > starts_before

@@ -42,7 +42,7 @@ heartbeat_period: 5
 idle_heartbeats_soft: 720
 idle_heartbeats_hard: 5760
 {%- if container_uri is defined %}
-endpoint_setup: "echo {{ container_type }} {{ container_uri }} >> {{ setup_log }}"
+endpoint_setup: echo {{ container_type }} {{ container_uri }} >> {{ setup_log }}
 {%- endif %}
 engine:
   type: ProcessPoolEngine
@@ -201,6 +201,13 @@ class EndpointProcess:
             with suppress(OSError), open(path, "rb") as fh:
                 texts.append(f"--- {path}\n" + fh.read()[-n:].decode(errors="replace"))
         return "\n".join(texts)
+
+    def core_log(self) -> str:
+        try:
+            with open(os.path.join(self.ep_dir, "endpoint.log"), "rb") as fh:
+                return fh.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def uep_logs(self) -> dict[str, str]:
         out: dict[str, Any] = {}
