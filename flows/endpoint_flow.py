@@ -13,12 +13,12 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Annotated, Any, Literal, get_type_hints
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from prefect.states import Completed
+from prefect.states import Completed, Failed
 
 from flows.client_forms import BlockSelector
 from flows.startup import import_in_background
@@ -36,7 +36,7 @@ from tasks.search_index import search_ingest, update_search_index
 from tasks.sink import sink
 from tasks.status import publish_crawl_status, publish_summary
 from tasks.store.layout import MetadataDir
-from tasks.store.state_lock import state_lock
+from tasks.store.state_lock import StateLocked, state_lock
 from tasks.xtract import xtract
 from xtract_blocks import XtractEndpoint
 from xtract_blocks.compute import GlobusComputeSettings
@@ -151,7 +151,11 @@ def xtract_endpoint(
     name = ep.slug()
     run_id = str(flow_run.id or uuid.uuid4().hex)
     state = out.endpoint(name)  # this endpoint's spools: others may share OUT
-    with state_lock(out.lock, flow_run=run_id, timeout_s=lock_timeout_s):
+    with ExitStack() as held:
+        try:
+            held.enter_context(state_lock(out.lock, flow_run=run_id, timeout_s=lock_timeout_s))
+        except StateLocked as exc:  # a state, not a traceback: the message is the whole story
+            return Failed(message=str(exc))
         pool = plan_pool(ep, options, out, settings) if stage != "crawl" else None
         if pool is not None and pool.kind == "local" and pool.staging is None:
             start_worker_server()  # workers' imports overlap the crawl
