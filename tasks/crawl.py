@@ -84,7 +84,10 @@ def crawl(endpoint: XtractEndpoint, spool_path: str, *, endpoint_name: str = "en
     """
     logger = get_run_logger()
     crawler = get_crawler(endpoint)
-    keep = CrawlFilter.of(list(endpoint.exclude), MetadataDir.of(endpoint.local_mdata_path).root)
+    out = MetadataDir.of(endpoint.local_mdata_path).root
+    # the metadata directory is only a rule when it lies under a crawled dir: no per-batch regex otherwise
+    inside = any(MetadataDir.of(d).contains(out) for d in endpoint.dirs)
+    keep = CrawlFilter.of(list(endpoint.exclude), out if inside else None)
     notify("crawl", endpoint_name, "start", dirs=list(endpoint.dirs))
     queue = FlushQueue(queue_path, create=True) if queue_path else None
     try:
