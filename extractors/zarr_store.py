@@ -69,6 +69,19 @@ def _is_chunk_dir(d: str) -> bool:
     return name == "c" or name.isdigit()
 
 
+def zarr_group_key(path: str) -> str | None:
+    """The grouper's hook: the store root when ``path`` is a file of a Zarr store, else None.
+
+    A name test first (a metadata file name or a chunk key such as ``0.1.2``), so the
+    other files of a crawl cost no I/O at all; then ``zarr_store_root`` (cached per
+    directory). Every file of one store returns the same root: group on it.
+    """
+    base = os.path.basename(path)
+    if base in METADATA_NAMES or _CHUNK_KEY.match(base):
+        return zarr_store_root(path)
+    return None
+
+
 def is_zarr_member(path: str) -> bool:
     """Cheap name test first (metadata file or chunk-key name), then the store check."""
     base = os.path.basename(path)

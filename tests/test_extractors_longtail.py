@@ -21,7 +21,7 @@ import pytest
 
 from extractors.batch import extract_group
 from extractors.detect import split_extension
-from extractors.zarr_store import zarr_store_root
+from extractors.zarr_store import zarr_group_key, zarr_store_root
 
 SCIPY_IO = pathlib.Path(__import__("scipy").__file__).parent / "io"
 NIBABEL_DATA = pathlib.Path(__import__("nibabel").__file__).parent / "tests" / "data"
@@ -254,7 +254,10 @@ def test_zarr_store_is_described_from_its_metadata(tmp_path, zarr_format):
     a = g.create_array("sst", shape=(4, 6), chunks=(2, 3), dtype="f4", attributes={"units": "K"})
     a[:] = 1.0
     files = sorted(str(p) for p in store.rglob("*") if p.is_file())
-    assert {zarr_store_root(p) for p in files} == {str(store)}  # the grouper's key: one group per store
+    assert {zarr_store_root(p) for p in files} == {str(store)}
+    assert {zarr_group_key(p) for p in files} == {str(store)}  # the grouper's key: one group per store
+    (tmp_path / "notes.txt").write_text("x")
+    assert zarr_group_key(str(tmp_path / "notes.txt")) is None
     assert zarr_store_root(str(tmp_path)) is None and zarr_store_root(str(store / "sst")) == str(store)
     group = {"group_id": "z", "files": [{"path": p, "size": os.path.getsize(p), "mtime": os.path.getmtime(p),
                                          "extension": split_extension(p)} for p in files]}
