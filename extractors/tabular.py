@@ -16,7 +16,7 @@ import itertools
 from collections import Counter
 from typing import Any
 
-from extractors.base import Extractor, ExtractorError
+from extractors.base import Extractor, ExtractorError, NotMyFormat
 from extractors.colstats import ColumnStats, accumulate
 
 NAME = "tabular"
@@ -96,7 +96,8 @@ def sniff_layout(sample: str) -> tuple[str, int, bool]:
         body = [ln.strip() for _, ln in numbered[1:]]
         if body and sum(_is_number(v) for v in body) >= 0.8 * len(body):  # one numeric column
             return ",", numbered[0][0], not _is_number(numbered[0][1].strip())
-        raise ExtractorError("not a table: no delimiter splits the lines into a consistent number of fields")
+        # lines that no delimiter splits alike: a word list, a report, a log named .csv; not damage
+        raise NotMyFormat("not a table: no delimiter splits the lines into a consistent number of fields")
     _, _, delim, start = best
     first = numbered[start][0]
     rows = [_fields(ln, delim) for _, ln in numbered[start : start + 51]]

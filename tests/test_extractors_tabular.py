@@ -151,8 +151,7 @@ def test_xlsx_via_openpyxl(tmp_path):
 @pytest.mark.parametrize("name,content,error", [
     ("empty.csv", b"", "ExtractorError"),
     ("blank.csv", b"\n\n  \n", "ExtractorError"),
-    ("garbage.csv", bytes((i * 97 + 13) % 256 for i in range(3000)), "ExtractorError"),
-    ("single_column.csv", b"justoneword\nanother\n", "ExtractorError"),
+    ("garbage.csv", bytes((i * 97 + 13) % 256 for i in range(3000)), "NotMyFormat"),  # and no other format
     ("unclosed.csv", b'a,b\n1,2\n"never closed,3\n4,5\n', "ParserError"),
     ("ragged.csv", b"a,b\n1,2\n3,4\n5,6\n7,8,9,10\n", "ParserError"),
 ])
@@ -162,3 +161,12 @@ def test_malformed_tables_are_error_records(tmp_path, name, content, error):
     res = one(path)
     assert res["files"][0]["status"] == "error"
     assert res["doc"]["errors"][0]["type"] == error
+
+
+def test_a_word_list_named_csv_is_described_as_text(tmp_path):
+    """No delimiter splits the lines alike: not a table, not damage either; the chain reaches free text."""
+    path = tmp_path / "single_column.csv"
+    path.write_bytes(b"justoneword\nanother\n")
+    res = one(path)
+    assert (res["files"][0]["extractor"], res["files"][0]["status"]) == ("keyword", "ok")
+    assert [c["outcome"] for c in res["doc"]["chain"][str(path)]] == ["not_my_format", "ok"]
