@@ -305,7 +305,7 @@ def test_compute_real_endpoint_killed_mid_batch_loses_nothing(compute_loop, tmp_
                 return
             time.sleep(0.05)
 
-    counters, docs = run_pool(compute_loop, tmp_path / "out", groups, sdk_settings(), limit_s=10.0, grace_s=5.0,
+    counters, docs = run_pool(compute_loop, tmp_path / "out", groups, sdk_settings(), limit_s=5.0, grace_s=3.0,
                               during=kill_while_running, max_groups=4)
     assert killed, "no task was caught running on the user endpoint"
     assert set(docs) == set(files)
@@ -316,3 +316,49 @@ def test_compute_real_endpoint_killed_mid_batch_loses_nothing(compute_loop, tmp_
     assert sorted(paths) == sorted(map(str, files.values()))  # every file once
     # the real endpoint started a new user endpoint process for the retries
     assert ep.core_log().count("Creating new user endpoint") > starts_before
+
+
+def docs_without_timings(out):
+    import json
+
+    docs = {}
+    for p in (out / "groups").glob("*.json"):
+        doc = json.loads(p.read_text())
+        for key in TIMING_FIELDS:
+            doc.pop(key, None)
+        docs[p.stem] = doc
+    return docs
+
+
+@pytest.mark.slow
+def test_compute_real_flow_results_identical_to_local_pool(compute_loop, tmp_path):
+    """The xtract flow with executor 'globus-compute' (SDK Executor, real endpoint) writes the same index and
+    group documents as the local process pool over the same tree."""
+    import pandas as pd
+
+    from flows.endpoint_flow import xtract_endpoint
+    from tasks.pools.options import ExtractionOptions
+    from tests.helpers import check_contract, write_csv
+    from xtract_blocks import XtractEndpoint
+
+    data = tmp_path / "data"
+    small_corpus(data)
+    for i in range(6):
+        write_csv(data / "more" / f"m{i}.csv", rows=5 + i)
+
+    def run(out, **opts):
+        ep = XtractEndpoint(dirs=[str(data)], local_mdata_path=str(out), funcx_ep_id=compute_loop.endpoint_id,
+                            credentials=compute_loop.credentials())
+        state = xtract_endpoint(ep, extraction=ExtractionOptions(workers=2, **opts), return_state=True)
+        assert state.is_completed(), state.message
+        return state.result()
+
+    local = run(tmp_path / "local")
+    before = len(compute_loop.service.tasks)
+    remote = run(tmp_path / "compute", executor="globus-compute", compute_settings=sdk_settings())
+    assert len(compute_loop.service.tasks) > before  # the work went through the service and the endpoint
+    frames = {name: check_contract(tmp_path / name, expected_files=12).sort_values("path").reset_index(drop=True)
+              for name in ("local", "compute")}
+    pd.testing.assert_frame_equal(frames["local"], frames["compute"])
+    assert docs_without_timings(tmp_path / "local") == docs_without_timings(tmp_path / "compute")
+    assert (remote["extracted"], remote["failed"]) == (local["extracted"], local["failed"]) == (10, 1)

@@ -76,6 +76,19 @@ def compute_loop_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
                 yield ComputeLoop(globus, broker, service, ep, cid, secret)
             finally:
                 ep.stop()
+                _stop_result_watchers()
+
+
+def _stop_result_watchers() -> None:
+    """SDK result watchers of executors a test abandoned (a killed pool) would retry the stopped broker."""
+    import threading
+
+    from globus_compute_sdk.sdk.executor import _ResultWatcher
+
+    for t in threading.enumerate():
+        if isinstance(t, _ResultWatcher):
+            t.shutdown(wait=False, cancel_futures=True)
+            t.join(timeout=5)
 
 
 @pytest.fixture
