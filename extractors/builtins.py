@@ -19,6 +19,7 @@ from extractors.fits import FITS
 from extractors.fonts import FONTS
 from extractors.fortran import FORTRAN
 from extractors.gis import GIS
+from extractors.graphics import GRAPHICS
 from extractors.grib import GRIB
 from extractors.hdf5 import HDF5
 from extractors.idl import IDL
@@ -41,5 +42,5 @@ from extractors.zarr_store import ZARR
 BUILTINS: tuple[Extractor, ...] = (
     TABULAR, JSONXML, KEYWORD, IMAGES, HDF5, NETCDF, PYTHON, C_CODE, ARCHIVES, NUMPY, FITS, PHYSICAL,
     DICOM, MATLAB, FONTS, IDL, CONFIG, PICKLE, AUDIO, NEURO, SEISMIC, COLUMNAR, GRIB, ZARR,
-    OFFICE, DATABASES, GIS, NASA_CDF, FORTRAN,
+    OFFICE, DATABASES, GIS, NASA_CDF, FORTRAN, GRAPHICS,
 )

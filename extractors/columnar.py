@@ -1,4 +1,4 @@
-"""Columnar and statistics-package tables (Parquet, Feather/Arrow IPC, ORC, Stata .dta): schema and size.
+"""Columnar and statistics-package tables (Parquet, Feather/Arrow IPC, ORC, Stata, SPSS): schema and size.
 
 Parquet and ORC keep their schema, row counts, row groups/stripes and key-value
 metadata in a footer: pyarrow reads the footer only. Arrow IPC files are memory-
@@ -23,7 +23,7 @@ MAX_BATCHES = 100_000
 
 
 def sniff_columnar(head: bytes) -> bool:
-    return head.startswith((b"PAR1", b"ARROW1", b"ORC", b"FEA1", b"<stata_dta>"))
+    return head.startswith((b"PAR1", b"ARROW1", b"ORC", b"FEA1", b"<stata_dta>", b"$FL2", b"$FL3"))
 
 
 def _kv(meta: dict[bytes, bytes] | None) -> dict[str, Any]:
@@ -140,6 +140,43 @@ def _stata(path: str) -> dict[str, Any]:
     return out
 
 
+def _spss(path: str) -> dict[str, Any]:
+    """SPSS .sav/.zsav: the 176-byte file header, then variable records (name, type, label) until the first
+    record of another kind. Data are never read."""
+    import struct
+
+    with open(path, "rb") as fh:
+        h = fh.read(176)
+        if len(h) < 176:
+            raise ExtractorError("SPSS header cut short")
+        e = "<" if struct.unpack_from("<i", h, 64)[0] in (2, 3) else ">"
+        case_size, compression, _, ncases = struct.unpack_from(e + "4i", h, 68)
+        out: dict[str, Any] = {"format": "spss-zsav" if h[:4] == b"$FL3" else "spss-sav",
+                               "product": h[4:64].decode("latin-1").strip(), "compression": compression,
+                               "rows": ncases if ncases >= 0 else None,
+                               "created": f"{h[92:101].decode('latin-1')} {h[101:109].decode('latin-1')}".strip(),
+                               "file_label": h[109:173].decode("latin-1").strip()}
+        columns: list[dict[str, Any]] = []
+        n_vars = 0
+        while n_vars < MAX_COLUMNS * 8:
+            raw = fh.read(32)
+            if len(raw) < 32 or struct.unpack_from(e + "i", raw, 0)[0] != 2:
+                break
+            _, vtype, has_label, n_missing, _, _ = struct.unpack_from(e + "6i", raw, 0)
+            name = raw[24:32].decode("latin-1").strip()
+            label = None
+            if has_label:
+                (n,) = struct.unpack(e + "i", fh.read(4))
+                label = fh.read(n + (-n % 4))[:n].decode("latin-1", errors="replace").strip()[:200]
+            fh.seek(8 * abs(n_missing), 1)
+            n_vars += 1
+            if vtype != -1 and len(columns) < MAX_COLUMNS:  # -1: the continuation of a long string
+                columns.append({"name": name, "type": "numeric" if vtype == 0 else f"string({vtype})",
+                                **({"label": label} if label else {})})
+    out.update(n_columns=len(columns), columns=columns, nominal_case_size=case_size)
+    return out
+
+
 def extract_columnar(path: str) -> dict[str, Any]:
     if os.path.getsize(path) == 0:
         raise ExtractorError("empty file")
@@ -153,6 +190,8 @@ def extract_columnar(path: str) -> dict[str, Any]:
         return _orc(path)
     if head.startswith(b"FEA1"):
         return {"format": "feather-v1", "note": "Feather v1: schema not read (rewrite as Feather v2/Arrow IPC)"}
+    if head.startswith((b"$FL2", b"$FL3")):
+        return _spss(path)
     if head.startswith(b"<stata_dta>") or (path.lower().endswith(".dta") and head[:1] in (b"\x71", b"\x72",
                                                                                            b"\x73", b"\x6f")):
         return _stata(path)
@@ -163,9 +202,9 @@ COLUMNAR = Extractor(
     name=NAME,
     version=VERSION,
     func=extract_columnar,
-    extensions=frozenset({"parquet", "pq", "feather", "arrow", "ipc", "orc", "dta"}),
+    extensions=frozenset({"parquet", "pq", "feather", "arrow", "ipc", "orc", "dta", "zsav", "por"}),
     mimes=frozenset({"application/vnd.apache.parquet", "application/vnd.apache.arrow.file",
-                     "application/x-orc", "application/x-stata-dta"}),
+                     "application/x-orc", "application/x-stata-dta", "application/x-spss-sav"}),
     kind="any",
     sniff=sniff_columnar,
 )

@@ -150,6 +150,10 @@ SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\xffO\xffQ", "image/jp2"),
     (0, b"8BPS", "image/vnd.adobe.photoshop"),
     (0, b"<stata_dta>", "application/x-stata-dta"),
+    (0, b"$FL2", "application/x-spss-sav"),
+    (0, b"$FL3", "application/x-spss-sav"),
+    (0, b"%!PS", "application/postscript"),
+    (0, b"\xc5\xd0\xd3\xc6", "application/postscript"),
     (0, b"<?xml", "application/xml"),
     (0, b"\xef\xbb\xbf<?xml", "application/xml"),
 )

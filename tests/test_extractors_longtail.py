@@ -567,3 +567,39 @@ def test_python2_pickle_keeps_its_globals(tmp_path):
     (tmp_path / "old.p").write_bytes(b"cnumpy.core.multiarray\n_reconstruct\np0\n(S'caf\xe9'\np1\ntp2\nRp3\n.")
     m = meta(tmp_path / "old.p", "pickle")
     assert m["globals"] == ["numpy.core.multiarray._reconstruct"] and m["stopped"]
+
+
+def test_spss_sav_shares_its_extension_with_idl(tmp_path):
+    import pandas as pd
+    import pyreadstat
+
+    frame = pd.DataFrame({"age": [30.0, 40.0, 51.0], "city": ["Oslo", "Bergen", "Tromsø"]})
+    pyreadstat.write_sav(frame, str(tmp_path / "survey.sav"), column_labels=["Age in years", None],
+                         file_label="wave 3")
+    f, doc = one(tmp_path / "survey.sav")
+    assert (f["extractor"], f["status"]) == ("columnar", "ok")
+    m = doc["metadata"]["columnar"]
+    assert (m["format"], m["rows"], m["file_label"], m["n_columns"]) == ("spss-sav", 3, "wave 3", 2)
+    assert m["columns"][0]["label"] == "Age in years" and m["columns"][1]["type"].startswith("string")
+    assert [c["extractor"] for c in doc["chain"][str(tmp_path / "survey.sav")]] == ["idl", "columnar"]
+
+
+def test_postscript_and_meshes(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (30, 20), (200, 0, 0)).save(tmp_path / "fig.eps")
+    m = meta(tmp_path / "fig.eps", "graphics")
+    assert (m["format"], m["BoundingBox"]) == ("eps", [0.0, 0.0, 30.0, 20.0])
+    (tmp_path / "m.ply").write_text("ply\nformat ascii 1.0\ncomment scanned bone\nelement vertex 3\nproperty float x\n"
+                                    "property float y\nproperty float z\nelement face 1\n"
+                                    "property list uchar int vertex_indices\nend_header\n"
+                                    "0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")
+    m = meta(tmp_path / "m.ply", "graphics")
+    assert m["elements"]["vertex"] == {"count": 3, "properties": ["x", "y", "z"]} and m["comments"] == ["scanned bone"]
+    (tmp_path / "g.vtk").write_text("# vtk DataFile Version 3.0\nflow field\nASCII\nDATASET STRUCTURED_POINTS\n"
+                                    "DIMENSIONS 2 2 1\nORIGIN 0 0 0\nSPACING 1 1 1\nPOINT_DATA 4\n")
+    m = meta(tmp_path / "g.vtk", "graphics")
+    assert (m["title"], m["dataset"], m["dimensions"]) == ("flow field", "STRUCTURED_POINTS", [2, 2, 1])
+    tri = struct.pack("<12fH", *([0.0] * 12), 0)
+    (tmp_path / "part.stl").write_bytes(b"made by hand".ljust(80, b"\x00") + struct.pack("<I", 2) + tri * 2)
+    assert meta(tmp_path / "part.stl", "graphics")["triangles"] == 2
