@@ -1,26 +1,46 @@
-"""Search benchmark: build an index of N synthetic file records, then time queries.
+"""Search benchmark: build the search index of N synthetic records as the flow does, beside a bare FTS5 insert.
 
-    .venv/bin/python bench/search.py [--records 1000000] [--db PATH] [--repeat 5]
+    .venv/bin/python bench/search.py [--records 1000000] [--repeat 5] [--no-facts]
 
-Records look like what the extractors write (netCDF variables, table columns,
-free-text keywords), indexed through the same ``SearchIndex.add_files`` the flow
-uses. Prints build rate, index size, and median / worst latency per query.
-An existing --db with the right record count is reused, so queries can be re-timed.
+Records look like what the extractors write (netCDF variables, table columns, free-text
+keywords). They are generated first (untimed) as JSON lines, the form the flow reads group
+files in. Then, each in its own process so its peak RSS is its own:
+
+* build: the flow's path: ``pipelined`` chunks of APPLY_EVERY documents, parsed and turned into
+  text in a helper thread (``Prepared.add_group``), written by ``write_prepared`` into an empty
+  index (``begin_bulk``/``end_bulk``);
+* facts: the facts pass of the same sync (``FactSegments``: parse, ``doc_facts``, segment
+  writes), timed on its own (facts_seconds; --no-facts skips it);
+* anchor: a bare SQLite FTS5 table (path, keys, text) filled in one transaction with the same
+  text (only the INSERTs are timed).
+
+Then the queries below are timed against the built index. The last line is one JSON object:
+records, build_seconds, peak_rss_mb (the build process), query_p95_ms, fts5_anchor_seconds,
+build_vs_anchor, facts_seconds, facts_peak_rss_mb, and per-query medians.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing
 import os
 import random
+import resource
+import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tasks.store.search import SearchIndex  # noqa: E402
+from tasks.store.facts import FactColumns, FactSegments, doc_facts  # noqa: E402
+from tasks.store.search import Prepared, SearchIndex, SyncStats  # noqa: E402
+from tasks.store.search_text import file_text  # noqa: E402
+from tasks.store.sync_merge import APPLY_EVERY, pipelined  # noqa: E402
 
 VARIABLES = ["tas", "pr", "psl", "uas", "vas", "hurs", "huss", "rsds", "rlds", "clt", "sfcWind", "tasmax", "tasmin",
              "evspsbl", "mrro", "snw", "zg", "ta", "ua", "va", "hus", "wap", "ts", "sic", "sst", "sos", "thetao"]
@@ -53,22 +73,100 @@ def synthetic(i: int, rng: random.Random) -> tuple[tuple, dict]:
     return row, md
 
 
-def build(db: str, n: int, chunk: int = 20_000) -> float:
+def generate(path: str, n: int) -> None:
+    """N records as JSON lines [row, metadata] (what the flow reads from the journal and group files)."""
     rng = random.Random(42)
+    with open(path, "w", encoding="utf-8") as fh:
+        for i in range(n):
+            row, md = synthetic(i, rng)
+            fh.write(json.dumps([row, md]) + "\n")
+
+
+def read_chunks(path: str, size: int = APPLY_EVERY) -> Iterator[list[str]]:
+    with open(path, encoding="utf-8") as fh:
+        chunk: list[str] = []
+        for line in fh:
+            chunk.append(line)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+
+def prepare(lines: list[str]) -> Prepared:
+    """The helper thread's half, as in the flow: parse documents, make rows, text and facts."""
+    p = Prepared()
+    for line in lines:
+        row, md = json.loads(line)
+        p.reindex.append((row[1], "fp", "bench", True))
+        p.add_group(row[1], {"metadata": md}, [tuple(row)])
+    p.encoded = p.payload()
+    return p
+
+
+def build(db: str, records: str, result: multiprocessing.Queue) -> None:
+    """Runs in its own process: its peak RSS is the build's."""
+    started = time.perf_counter()
+    stats = SyncStats()
+    with SearchIndex(db) as index:
+        bulk = index.begin_bulk()
+        pipelined(read_chunks(records), prepare, lambda p: index.write_prepared(p, stats))
+        if bulk:
+            index.end_bulk()
+    result.put({"seconds": time.perf_counter() - started, "files": stats.files_indexed,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def prepare_facts(lines: list[str]) -> tuple[list, list, FactColumns, set[str]]:
+    facts = FactColumns()
+    reindex = []
+    for line in lines:
+        row, md = json.loads(line)
+        reindex.append((row[1], "fp", "bench", True))
+        doc_facts({"metadata": md}, row[1], [row[0]], facts)
+    return reindex, [], facts, set(facts.group_id)
+
+
+def build_facts(db: str, dataset: str, records: str, result: multiprocessing.Queue) -> None:
+    """The facts pass over the same documents, in its own process (its writes as the flow's pass makes them)."""
     started = time.perf_counter()
     with SearchIndex(db) as index:
-        index.db.execute("PRAGMA synchronous=OFF")
-        for start in range(0, n, chunk):
-            with index.db:
-                index.db.execute("BEGIN")
-                rows = (synthetic(i, rng) for i in range(start, min(n, start + chunk)))
-                items = [(row, {"metadata": md}) for row, md in rows]
-                index.add_files(items)
-                index.db.executemany("INSERT INTO groups VALUES (?,?,?)", [(row[1], "fp", "bench") for row, _ in items])
-            if start and start % 200_000 == 0:
-                print(f"  {start:,} records, {start / (time.perf_counter() - started):,.0f}/s", flush=True)
-        index.db.execute("INSERT INTO fts(fts) VALUES ('optimize')")
-    return time.perf_counter() - started
+        facts = FactSegments(index.db, dataset)
+        pipelined(read_chunks(records), prepare_facts, lambda p: facts._add(*p))
+        rows = facts._rows + len(facts._pending)
+        facts.finish()
+    result.put({"seconds": time.perf_counter() - started, "rows": rows,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def anchor(db: str, records: str, result: multiprocessing.Queue) -> None:
+    """A bare FTS5 table filled with the same text in one transaction; only the INSERTs are timed."""
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("CREATE VIRTUAL TABLE fts USING fts5(path, keys, text)")
+    con.execute("BEGIN")
+    timed = 0.0
+    for lines in read_chunks(records, 20_000):
+        docs = [json.loads(line) for line in lines]
+        rows = [(row[0], *file_text({"metadata": md}, row[0], None)) for row, md in docs]
+        t0 = time.perf_counter()
+        con.executemany("INSERT INTO fts VALUES (?,?,?)", rows)
+        timed += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    con.execute("COMMIT")
+    timed += time.perf_counter() - t0
+    con.close()
+    result.put({"seconds": timed})
+
+
+def in_process(target, *args) -> dict:  # noqa: ANN001 - a bench helper
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    out = queue.get()
+    proc.join()
+    return out
 
 
 QUERIES: list[tuple[str, str, dict]] = [
@@ -88,32 +186,56 @@ QUERIES: list[tuple[str, str, dict]] = [
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=1_000_000)
-    ap.add_argument("--db", default=os.path.join(tempfile.gettempdir(), "xtract-bench-search.sqlite"))
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--limit", type=int, default=20)
+    ap.add_argument("--no-facts", action="store_true", help="build the search index without the facts dataset")
+    ap.add_argument("--workdir", default=None, help="where the records, index and anchor go (default: a temp dir)")
     args = ap.parse_args()
-    have = 0
-    if os.path.exists(args.db):
-        with SearchIndex(args.db) as index:
-            have = index.count()
-    if have != args.records:
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(args.db + suffix):
-                os.unlink(args.db + suffix)
-        print(f"building {args.records:,} records into {args.db}")
-        secs = build(args.db, args.records)
-        print(f"built in {secs:.1f}s ({args.records / secs:,.0f} records/s)")
-    size = sum(os.path.getsize(args.db + s) for s in ("", "-wal") if os.path.exists(args.db + s))
-    print(f"index: {args.records:,} records, {size / 1e6:,.0f} MB")
-    print(f"{'query':34} {'hits':>5} {'median ms':>10} {'worst ms':>9}")
-    with SearchIndex(args.db) as index:
-        for label, query, filters in QUERIES:
-            times = []
-            for _ in range(args.repeat):
-                t0 = time.perf_counter()
-                hits = index.search(query, limit=args.limit, **filters)
-                times.append((time.perf_counter() - t0) * 1000)
-            print(f"{label:34} {len(hits):>5} {statistics.median(times):>10.1f} {max(times):>9.1f}", flush=True)
+    work = tempfile.mkdtemp(prefix="xtract-bench-search-", dir=args.workdir)
+    try:
+        records = os.path.join(work, "records.jsonl")
+        t0 = time.perf_counter()
+        generate(records, args.records)
+        print(f"generated {args.records:,} records in {time.perf_counter() - t0:.1f}s", flush=True)
+        db = os.path.join(work, "search.sqlite")
+        built = in_process(build, db, records)
+        print(f"build: {built['seconds']:.1f}s ({args.records / built['seconds']:,.0f} records/s), "
+              f"peak RSS {built['peak_rss_mb']:.0f} MB", flush=True)
+        facts = {"seconds": None, "rows": None, "peak_rss_mb": None}
+        if not args.no_facts:
+            facts = in_process(build_facts, os.path.join(work, "facts.sqlite"), os.path.join(work, "facts.parquet"),
+                               records)
+            print(f"facts: {facts['rows']:,} rows in {facts['seconds']:.1f}s, peak RSS {facts['peak_rss_mb']:.0f} MB",
+                  flush=True)
+        anchored = in_process(anchor, os.path.join(work, "anchor.sqlite"), records)
+        print(f"anchor (bare FTS5 insert of the same text): {anchored['seconds']:.1f}s", flush=True)
+        size = sum(os.path.getsize(db + s) for s in ("", "-wal") if os.path.exists(db + s))
+        print(f"index: {args.records:,} records, {size / 1e6:,.0f} MB")
+        print(f"{'query':34} {'hits':>5} {'median ms':>10} {'worst ms':>9}")
+        all_times: list[float] = []
+        medians: dict[str, float] = {}
+        with SearchIndex(db) as index:
+            for label, query, filters in QUERIES:
+                times = []
+                for _ in range(args.repeat):
+                    t1 = time.perf_counter()
+                    hits = index.search(query, limit=args.limit, **filters)
+                    times.append((time.perf_counter() - t1) * 1000)
+                all_times += times
+                medians[label] = round(statistics.median(times), 2)
+                print(f"{label:34} {len(hits):>5} {statistics.median(times):>10.1f} {max(times):>9.1f}", flush=True)
+        p95 = statistics.quantiles(all_times, n=20, method="inclusive")[18] if len(all_times) > 1 else all_times[0]
+        print(json.dumps({
+            "records": args.records, "build_seconds": round(built["seconds"], 2),
+            "peak_rss_mb": round(built["peak_rss_mb"], 1), "query_p95_ms": round(p95, 2),
+            "fts5_anchor_seconds": round(anchored["seconds"], 2),
+            "build_vs_anchor": round(built["seconds"] / anchored["seconds"], 3),
+            "facts_seconds": facts["seconds"] and round(facts["seconds"], 2), "facts_rows": facts["rows"],
+            "facts_peak_rss_mb": facts["peak_rss_mb"] and round(facts["peak_rss_mb"], 1),
+            "index_mb": round(size / 1e6, 1), "load_avg_1m": round(os.getloadavg()[0], 2), "query_median_ms": medians,
+        }))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

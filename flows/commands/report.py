@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = os.path.abspath(args.metadata_dir)
-    if not os.path.isfile(os.path.join(out, "index.parquet")):
+    if not os.path.exists(os.path.join(out, "index.parquet")):  # a file, or a dataset directory
         raise UsageError(f"no index.parquet in {out}: not a metadata directory of `xtract run`")
     if args.html and os.path.isdir(args.html):
         raise UsageError(f"--html names a directory, not a file: {args.html}")

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from tasks.store import dataset
 from xtract_blocks.errors import MetadataDirError
 
 COLUMNS = ["path", "size", "mtime", "extension", "extractor", "group_id", "status", "error"]
@@ -35,13 +36,14 @@ class ReportError(MetadataDirError):
 
 def read_index(out_dir: str) -> pa.Table:
     path = os.path.join(out_dir, "index.parquet")
-    if not os.path.isfile(path):
+    files = dataset.data_files(path) if dataset.exists(path) else []  # a file, or a dataset of parts
+    if not files:
         raise ReportError(f"no index.parquet in {out_dir}: run `xtract run ... --metadata-dir {out_dir}` first")
-    schema = pq.read_schema(path)
+    schema = pq.read_schema(files[0])
     missing = [c for c in COLUMNS if c not in schema.names]
     if missing:
         raise ReportError(f"{path} lacks columns {missing}: not an xtract metadata index")
-    return pq.read_table(path, columns=COLUMNS)
+    return dataset.read_table(path, columns=COLUMNS)
 
 
 def encode(column: pa.ChunkedArray, null_label: str) -> tuple[np.ndarray, list[str]]:

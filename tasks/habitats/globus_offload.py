@@ -16,6 +16,8 @@ from typing import Any
 
 from tasks.habitats.globus_transfer import to_endpoint_path, transfer_and_wait
 from tasks.habitats.local_offload import PUBLISHED, timestamp_folder
+from tasks.store import dataset
+from tasks.store.layout import MetadataDir
 from xtract_blocks.credentials import GlobusCredentials
 from xtract_blocks.errors import OffloadError
 
@@ -29,7 +31,7 @@ def offload_items(sources: dict[str, str], dest_path: str, stamp: str,
     items: list[tuple[str, str, bool]] = []
     n_files = 0
     for name, out_dir in sorted(sources.items()):
-        if not os.path.isfile(os.path.join(out_dir, "index.parquet")):
+        if not dataset.exists(os.path.join(out_dir, "index.parquet")):
             raise OffloadError(f"{out_dir} holds no index.parquet: run the extraction first")
         if "/" in name or name in ("", ".", ".."):
             raise OffloadError(f"endpoint name {name!r} cannot be a folder name")
@@ -60,6 +62,7 @@ def offload_by_transfer(credentials: GlobusCredentials, sources: dict[str, str],
     if delete_source:  # the local side is this machine's disk: remove it directly, after the verified transfer
         for out_dir in sources.values():
             shutil.rmtree(os.path.join(out_dir, "groups"), ignore_errors=True)
-            os.unlink(os.path.join(out_dir, "index.parquet"))
+            dataset.remove(os.path.join(out_dir, "index.parquet"))
+            dataset.remove(MetadataDir.of(out_dir).facts)
     return {"path": target_root, "task_id": result.task_id, "files": result.files_transferred,
             "endpoint": dest_ep}

@@ -11,6 +11,7 @@ import os
 import shutil
 from datetime import UTC, datetime
 
+from tasks.store import dataset
 from tasks.store.layout import MetadataDir
 from xtract_blocks.errors import OffloadError
 
@@ -38,7 +39,7 @@ def offload_local(sources: dict[str, str], dest_path: str, *, delete_source: boo
     target_root = safe_join(dest_path, stamp)
     os.makedirs(target_root, exist_ok=True)
     for name, out_dir in sources.items():
-        if not os.path.isfile(os.path.join(out_dir, "index.parquet")):
+        if not dataset.exists(os.path.join(out_dir, "index.parquet")):
             raise OffloadError(f"{out_dir} holds no index.parquet: run the extraction first")
         target = safe_join(target_root, name) if len(sources) > 1 else target_root
         for item in PUBLISHED:
@@ -53,12 +54,13 @@ def offload_local(sources: dict[str, str], dest_path: str, *, delete_source: boo
     if delete_source:
         for out_dir in sources.values():
             shutil.rmtree(os.path.join(out_dir, "groups"), ignore_errors=True)
-            os.unlink(os.path.join(out_dir, "index.parquet"))
+            dataset.remove(os.path.join(out_dir, "index.parquet"))
+            dataset.remove(MetadataDir.of(out_dir).facts)
     return target_root
 
 
 def _verify(src: str, dst: str) -> None:
     want = sorted(os.listdir(os.path.join(src, "groups"))) if os.path.isdir(os.path.join(src, "groups")) else []
     have = sorted(os.listdir(os.path.join(dst, "groups"))) if os.path.isdir(os.path.join(dst, "groups")) else []
-    if not set(want) <= set(have) or not os.path.isfile(os.path.join(dst, "index.parquet")):
+    if not set(want) <= set(have) or not dataset.exists(os.path.join(dst, "index.parquet")):
         raise OffloadError(f"copy of {src} to {dst} is incomplete")

@@ -1,7 +1,7 @@
 """Every path inside a metadata directory (OUT), named once.
 
-The published contract is ``index.parquet`` and ``groups/<group_id>.json`` (plus the
-optional ``report.html``); everything under ``.xtract/`` is the run's private state:
+The published contract is ``index.parquet`` and ``groups/<group_id>.json`` (plus
+``facts.parquet`` and the optional ``report.html``); everything under ``.xtract/`` is the run's private state:
 spools, the resume journal, the search index, staging areas. Nothing else in the
 project spells these names, so moving a file of the layout is one edit here.
 """
@@ -35,6 +35,11 @@ class MetadataDir:
         return os.path.join(self.root, "index.parquet")
 
     @property
+    def facts(self) -> str:
+        """One row per metadata leaf (tasks/store/facts.py), a dataset like the index."""
+        return os.path.join(self.root, "facts.parquet")
+
+    @property
     def groups(self) -> str:
         return os.path.join(self.root, "groups")
 
@@ -46,7 +51,7 @@ class MetadataDir:
         return os.path.join(self.root, "report.html")
 
     #: What an offload copies: the contract, never the private state.
-    PUBLISHED: tuple[str, ...] = ("index.parquet", "groups")
+    PUBLISHED: tuple[str, ...] = ("index.parquet", "facts.parquet", "groups")
 
     # -- private state ---------------------------------------------------------------
     @property

@@ -10,7 +10,15 @@ It is kept in step with the journal, not rebuilt: ``sync`` walks the journal's
 groups and the index's groups, both ordered by group_id, and re-reads only the
 group files whose fingerprint changed or that this run extracted again, and drops
 groups that left. A missed sync (crash) heals on the next one. Only the flow
-writes the journal; search readers never block it (WAL).
+writes the journal; search readers never block it (WAL). A second pass of the same
+sync keeps the facts dataset (tasks/store/facts.py) in step the same way.
+
+Built in two overlapping halves: a helper thread reads group files and turns them into
+text and facts (Python, holding the GIL) while this thread inserts the previous chunk
+(SQLite, which releases the GIL while it tokenizes and writes). A first build loads the
+docs table without its secondary indexes and creates them at the end (one sort each
+instead of a random B-tree insert per row). bench/search.py measures it against a bare
+FTS5 insert of the same text.
 """
 
 from __future__ import annotations
@@ -20,17 +28,21 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tasks.store.facts import FactSegments
 from tasks.store.journal import StateStore
 from tasks.store.layout import MetadataDir
 from tasks.store.search_text import file_text, to_fts_query
+from tasks.store.sync_merge import APPLY_EVERY, Reindex, chunked, merge, pipelined
 from xtract_blocks.errors import IndexMissing, QuerySyntaxError, SearchError
 
-APPLY_EVERY = 500
+#: Rows per transaction while building into an empty index: each commit makes FTS5 flush a segment
+#: it must merge later, so a first build commits rarely (a crash loses at most this much work).
+BULK_COMMIT_ROWS = 20_000
 #: Most matches a query ranks by bm25; broader queries rank the newest ones (latency stays bounded).
 RANK_WINDOW = 10_000
 
@@ -40,16 +52,21 @@ CREATE TABLE IF NOT EXISTS groups (group_id TEXT PRIMARY KEY, fingerprint TEXT, 
 -- AUTOINCREMENT: a docs id is never reused, so an fts row orphaned by an interrupted or out-of-band
 -- delete can never collide with (or be mistaken for) a newer document.
 CREATE TABLE IF NOT EXISTS docs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL UNIQUE, group_id TEXT NOT NULL, size INTEGER, mtime REAL,
+    id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL, group_id TEXT NOT NULL, size INTEGER, mtime REAL,
     extension TEXT, mime TEXT, extractor TEXT, status TEXT, error TEXT);
-CREATE INDEX IF NOT EXISTS docs_group ON docs(group_id);
-CREATE INDEX IF NOT EXISTS docs_extension ON docs(extension);
-CREATE INDEX IF NOT EXISTS docs_extractor ON docs(extractor);
-CREATE INDEX IF NOT EXISTS docs_status ON docs(status);
-CREATE INDEX IF NOT EXISTS docs_size ON docs(size);
-CREATE INDEX IF NOT EXISTS docs_mtime ON docs(mtime);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(path, keys, text, tokenize='unicode61 remove_diacritics 2');
 """
+#: Secondary indexes of docs: dropped for a first build, created after it (one sort each). Low-cardinality
+#: columns (extractor, status) have none: a filtered listing scans newest-first and stops at ``limit``.
+_DOC_INDEXES = """
+CREATE INDEX IF NOT EXISTS docs_group ON docs(group_id);
+CREATE INDEX IF NOT EXISTS docs_extension ON docs(extension);
+CREATE INDEX IF NOT EXISTS docs_size ON docs(size);
+CREATE INDEX IF NOT EXISTS docs_mtime ON docs(mtime);
+"""
+#: one row per path (an index from before this had the constraint on the table: then it is not needed)
+_PATH_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS docs_path ON docs(path)"
+_DOC_INDEX_NAMES = ("docs_group", "docs_extension", "docs_size", "docs_mtime", "docs_path")
 #: bm25 column weights: path, keys, text. A hit in a name says more than one deep in the values.
 _WEIGHTS = "3.0, 2.0, 1.0"
 _DOC_COLS = "d.path, d.size, d.mtime, d.extension, d.mime, d.extractor, d.status, d.group_id, d.error"
@@ -89,6 +106,38 @@ class SyncStats:
     group_files_missing: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: the facts pass (tasks/store/facts.py): groups read, rows written, its share of ``seconds``
+    facts_groups: int = 0
+    facts_rows: int = 0
+    facts_seconds: float = 0.0
+
+
+@dataclass
+class Prepared:
+    """One chunk of groups made ready for the index off the writing thread: rows and their text."""
+
+    reindex: Reindex = field(default_factory=list)
+    drop: list[str] = field(default_factory=list)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    texts: list[tuple[str, str]] = field(default_factory=list)
+    missing: int = 0
+    errors: list[str] = field(default_factory=list)
+    #: ``payload()``, computed by the preparing thread once the chunk is complete
+    encoded: str | None = None
+
+    def payload(self) -> str:
+        """The rows and their text as one JSON array, made off the writing thread: SQLite inserts them with
+        one statement per table (``json_each``), so the writer holds the GIL for microseconds per chunk
+        instead of once per row while the preparing thread wants it."""
+        return json.dumps([[*row, *text] for row, text in zip(self.rows, self.texts, strict=True)],
+                          ensure_ascii=False)
+
+    def add_group(self, gid: str, doc: dict[str, Any] | None, rows: list[tuple[Any, ...]]) -> None:
+        """A group's document and its file rows (path, group_id, size, mtime, extension, mime, extractor, status,
+        error)."""
+        for row in rows:
+            self.rows.append(row)
+            self.texts.append(file_text(doc, row[0], row[8]))
 
 
 def index_path(out_dir: str) -> str:
@@ -122,10 +171,21 @@ class SearchIndex:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA cache_size=-32000")  # 32 MB: B-tree inserts of a build stay in memory
         self.db.executescript(_SCHEMA)
+        self._create_doc_indexes()  # (again) after a build that was killed before it made them
+        self.facts: FactSegments | None = None
 
     def close(self) -> None:
+        if self.facts is not None:
+            self.facts.abandon()
         self.db.close()
+
+    def with_facts(self, dataset: str) -> SearchIndex:
+        """Write the facts of every group this index reads into ``dataset`` (OUT/facts.parquet)."""
+        if self.facts is None or os.path.dirname(self.facts.dir) != dataset:
+            self.facts = FactSegments(self.db, dataset)
+        return self
 
     def __enter__(self) -> SearchIndex:
         return self
@@ -142,105 +202,154 @@ class SearchIndex:
 
     def add_files(self, items: Iterable[tuple[tuple[Any, ...], dict[str, Any] | None]]) -> int:
         """Index files: (path, group_id, size, mtime, extension, mime, extractor, status, error) rows, each with
-        its group's document. A file indexed before (it moved to another group) is replaced.
+        its group's document. A file indexed before (it moved to another group) is replaced."""
+        latest = {row[0]: (row, doc) for row, doc in items}  # one row per path, the last one wins
+        return self.insert_rows([row for row, _ in latest.values()],
+                                [file_text(doc, row[0], row[8]) for row, doc in latest.values()])
+
+    def insert_rows(self, rows: list[tuple[Any, ...]], texts: list[tuple[str, str]], payload: str | None = None) -> int:
+        """Insert file rows with their (keys, text), replacing any row of the same path.
 
         In bulk, because this runs in the flow process beside the workers for every file of a run: one
-        lookup per 500 paths and ``executemany`` instead of three statements per file (a full sync of
-        10k files: 1.67-1.93 s -> 1.27-1.45 s, bench/RESULTS.md "Third pass").
+        lookup per 500 paths, and one statement per table over ``payload`` (``Prepared.payload``).
         """
-        latest = {row[0]: (row, doc) for row, doc in items}  # one row per path, the last one wins
-        if not latest:
+        if not rows:
             return 0
-        paths = list(latest)
+        if payload is None:
+            payload = Prepared(rows=rows, texts=texts).payload()
         moved: list[tuple[int]] = []
-        for i in range(0, len(paths), 500):
-            chunk = paths[i : i + 500]
-            moved += self.db.execute(f"SELECT id FROM docs WHERE path IN ({','.join('?' * len(chunk))})", chunk)
+        if not self._fresh:
+            for i in range(0, len(rows), 500):
+                chunk = [r[0] for r in rows[i : i + 500]]
+                moved += self.db.execute(f"SELECT id FROM docs WHERE path IN ({','.join('?' * len(chunk))})", chunk)
         if moved:
             self.db.executemany("DELETE FROM fts WHERE rowid=?", moved)
             self.db.executemany("DELETE FROM docs WHERE id=?", moved)
         # ids as AUTOINCREMENT would give them (past any id ever used), assigned here so fts can share them
         (first,) = self.db.execute("SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name='docs'), 0), "
                                    "coalesce((SELECT max(id) FROM docs), 0)) + 1").fetchone()
-        numbered = list(enumerate(latest.values(), start=first))
-        self.db.executemany("INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?)", [(i, *row) for i, (row, _) in numbered])
-        self.db.executemany("INSERT INTO fts(rowid, path, keys, text) VALUES (?,?,?,?)",
-                            [(i, row[0], *file_text(doc, row[0], row[8])) for i, (row, doc) in numbered])
-        return len(numbered)
+        self.db.execute("INSERT INTO docs SELECT ?1 + key, value->>0, value->>1, value->>2, value->>3, value->>4, "
+                        "value->>5, value->>6, value->>7, value->>8 FROM json_each(?2)", (first, payload))
+        self.db.execute("INSERT INTO fts(rowid, path, keys, text) SELECT ?1 + key, value->>0, value->>9, value->>10 "
+                        "FROM json_each(?2)", (first, payload))
+        return len(rows)
 
-    def _apply(self, state: StateStore, groups_dir: str, reindex: list[tuple[str, str, str, bool]],
-               drop: list[str], stats: SyncStats) -> None:
-        """One transaction: drop groups that left, (re-)read the group files of new and changed ones."""
-        files: dict[str, list[tuple[Any, ...]]] = {}
-        for row in state.files_of([gid for gid, _, _, _ in reindex]):
-            files.setdefault(row[1], []).append(row)
-        with self.db:
+    _fresh = False  # set during a first build: no row can exist yet, so no path needs looking up
+    _uncommitted = 0
+
+    def begin_bulk(self) -> bool:
+        """Before a build into an empty index: drop the docs table's secondary indexes; returns whether it did."""
+        if self.db.execute("SELECT 1 FROM docs LIMIT 1").fetchone() is not None:
+            return False
+        for name in _DOC_INDEX_NAMES:
+            self.db.execute(f"DROP INDEX IF EXISTS {name}")
+        self._fresh = True
+        return True
+
+    def end_bulk(self) -> None:
+        if self.db.in_transaction:
+            self.db.commit()
+        self._fresh = False
+        self._uncommitted = 0
+        self._create_doc_indexes()
+
+    def _create_doc_indexes(self) -> None:
+        self.db.executescript(_DOC_INDEXES)
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='sqlite_autoindex_docs_1'").fetchone():
+            self.db.execute(_PATH_INDEX)
+
+    def write_prepared(self, p: Prepared, stats: SyncStats) -> None:
+        """One transaction (or, in a first build, part of one): drop groups that left, replace changed ones,
+        add new ones."""
+        if not self.db.in_transaction:
             self.db.execute("BEGIN")
-            for gid in drop:
+        try:
+            for gid in p.drop:
                 self._drop_group(gid)
-            items: list[tuple[tuple[Any, ...], dict[str, Any] | None]] = []
-            for gid, _, _, new in reindex:
+            for gid, _, _, new in p.reindex:
                 if not new:
                     self._drop_group(gid)
-                try:
-                    with open(os.path.join(groups_dir, f"{gid}.json"), encoding="utf-8") as fh:
-                        doc = json.load(fh)
-                except FileNotFoundError:
-                    doc = None
-                    stats.group_files_missing += 1
-                except ValueError as exc:
-                    doc = None
-                    stats.errors.append(f"{gid}.json: {exc}")
-                items += [(row, doc) for row in files.get(gid, [])]
-            stats.files_indexed += self.add_files(items)
-            self.db.executemany("INSERT INTO groups VALUES (?,?,?)", [(gid, fp, rid) for gid, fp, rid, _ in reindex])
-        stats.groups_indexed += len(reindex)
-        stats.groups_removed += len(drop)
+            stats.files_indexed += self.insert_rows(p.rows, p.texts, p.encoded)
+            self.db.executemany("INSERT INTO groups VALUES (?,?,?)", [(gid, fp, rid) for gid, fp, rid, _ in p.reindex])
+        except BaseException:
+            self.db.rollback()
+            raise
+        self._uncommitted += len(p.rows)
+        if not self._fresh or self._uncommitted >= BULK_COMMIT_ROWS:
+            self.db.commit()
+            self._uncommitted = 0
+        stats.groups_indexed += len(p.reindex)
+        stats.groups_removed += len(p.drop)
+        stats.group_files_missing += p.missing
+        stats.errors += p.errors
 
-    def sync(self, out_dir: str) -> SyncStats:
-        """Bring the index in step with the journal of ``out_dir``; reads only changed group files."""
+    def build(self, chunks: Iterable[Prepared], stats: SyncStats | None = None) -> SyncStats:
+        """Write prepared chunks (``pipelined`` makes them as the previous one is written), bulk when first."""
+        stats = stats or SyncStats()
+        bulk = self.begin_bulk()
+        try:
+            for p in chunks:
+                self.write_prepared(p, stats)
+        finally:
+            if bulk:
+                self.end_bulk()
+        return stats
+
+    def sync(self, out_dir: str, *, facts: bool = True) -> SyncStats:
+        """Bring the index, then the facts dataset, in step with the journal of ``out_dir``; reads only changed
+        group files."""
         started = time.perf_counter()
-        journal_path = MetadataDir.of(out_dir).journal
-        if not os.path.exists(journal_path):
+        layout = MetadataDir.of(out_dir)
+        if not os.path.exists(layout.journal):
             raise IndexMissing(f"{out_dir} has no journal (.xtract/state.sqlite): run `xtract run` into it first")
         stats = SyncStats()
-        state = StateStore(os.path.dirname(journal_path))
+        state = StateStore(layout.state)
+        reader_state = StateStore(layout.state)  # the helper thread's own connection
         reader = sqlite3.connect(self.path, timeout=60)  # a snapshot, unaffected by our own writes
+        bulk = self.begin_bulk()
         try:
             reader.execute("BEGIN")
             mine = reader.execute("SELECT group_id, fingerprint, run_id FROM groups ORDER BY group_id")
-            reindex: list[tuple[str, str, str, bool]] = []
-            drop: list[str] = []
-            for action, item in _merge(state.iter_group_versions(), mine):
-                if action == "drop":
-                    drop.append(item)
-                else:
-                    reindex.append((*item, action == "new"))
-                if len(reindex) + len(drop) >= APPLY_EVERY:
-                    self._apply(state, MetadataDir.of(out_dir).groups, reindex, drop, stats)
-                    reindex, drop = [], []
-            self._apply(state, MetadataDir.of(out_dir).groups, reindex, drop, stats)
+            pipelined(chunked(merge(state.iter_group_versions(), mine)),
+                      lambda job: _read_groups(reader_state, layout.groups, *job),
+                      lambda p: self.write_prepared(p, stats))
             reader.rollback()
         finally:
+            if bulk:
+                self.end_bulk()
+            elif self.db.in_transaction:
+                self.db.rollback()
             reader.close()
             state.close()
+            reader_state.close()
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('synced_journal', ?)", (str(_journal_mtime(out_dir)),))
+        if facts:
+            self.with_facts(layout.facts)
+            assert self.facts is not None
+            f_started = time.perf_counter()
+            stats.facts_groups, stats.facts_rows = self.facts.sync(layout.journal, layout.groups)
+            stats.facts_seconds = time.perf_counter() - f_started
         stats.seconds = time.perf_counter() - started
         return stats
 
     def index_groups(self, out_dir: str, groups: list[tuple[str, str, str]]) -> SyncStats:
-        """(Re-)index these journalled groups (group_id, fingerprint, run_id) without a full merge."""
+        """(Re-)index these journalled groups (group_id, fingerprint, run_id) without a full merge.
+
+        Facts are left to the next full ``sync``: mid-run they would only add small segments.
+        """
         started = time.perf_counter()
         stats = SyncStats()
-        state = StateStore(MetadataDir.of(out_dir).state)
+        layout = MetadataDir.of(out_dir)
+        state = StateStore(layout.state)
         try:
             for i in range(0, len(groups), APPLY_EVERY):
                 chunk = groups[i : i + APPLY_EVERY]
                 known = {gid for (gid,) in self.db.execute(
                     f"SELECT group_id FROM groups WHERE group_id IN ({','.join('?' * len(chunk))})",
                     [gid for gid, _, _ in chunk])}
-                self._apply(state, MetadataDir.of(out_dir).groups,
-                            [(gid, fp, run_id, gid not in known) for gid, fp, run_id in chunk], [], stats)
+                self.write_prepared(_read_groups(state, layout.groups,
+                                                 [(gid, fp, run_id, gid not in known) for gid, fp, run_id in chunk],
+                                                 []), stats)
         finally:
             state.close()
         stats.seconds = time.perf_counter() - started
@@ -309,27 +418,25 @@ class SearchIndex:
         return self.db.execute("SELECT count(*) FROM docs").fetchone()[0]
 
 
-def _merge(journal: Iterator[tuple[str, str, str, str]],
-           mine: Iterable[tuple[str, str, str]]) -> Iterator[tuple[str, Any]]:
-    """Merge-join two group_id-ordered streams into actions: ('index', (gid, fp, run)) for a changed group,
-    ('new', (gid, fp, run)) for one the index lacks, ('drop', gid) for one the journal lacks."""
-    mine_it = iter(mine)
-    cur = next(mine_it, None)
-    for gid, fp, run_id, outcome in journal:
-        while cur is not None and cur[0] < gid:
-            yield "drop", cur[0]
-            cur = next(mine_it, None)
-        if cur is not None and cur[0] == gid:
-            _, my_fp, my_run = cur
-            cur = next(mine_it, None)
-            if my_fp == fp and (outcome != "done" or my_run == run_id):
-                continue  # unchanged, or skipped by a run after the one we indexed
-            yield "index", (gid, fp, run_id)
-        else:
-            yield "new", (gid, fp, run_id)
-    while cur is not None:
-        yield "drop", cur[0]
-        cur = next(mine_it, None)
+def _read_groups(state: StateStore, groups_dir: str, reindex: Reindex, drop: list[str]) -> Prepared:
+    """Read the group files of a chunk and make their rows and text (the helper thread's half)."""
+    p = Prepared(reindex, drop)
+    files: dict[str, list[tuple[Any, ...]]] = {}
+    for row in state.files_of([gid for gid, _, _, _ in reindex]):
+        files.setdefault(row[1], []).append(row)
+    for gid, _, _, _ in reindex:
+        try:
+            with open(os.path.join(groups_dir, f"{gid}.json"), encoding="utf-8") as fh:
+                doc = json.load(fh)
+        except FileNotFoundError:
+            doc = None
+            p.missing += 1
+        except ValueError as exc:
+            doc = None
+            p.errors.append(f"{gid}.json: {exc}")
+        p.add_group(gid, doc, files.get(gid, []))
+    p.encoded = p.payload()
+    return p
 
 
 def _journal_mtime(out_dir: str) -> float:
@@ -384,6 +491,18 @@ class SyncWhileRunning:
             return
         self.syncs += 1
         self.next_at = time.monotonic() + self.min_interval_s
+
+
+def refresh_index(metadata_dir: str) -> SyncStats | None:
+    """Sync the search index and the facts of ``metadata_dir`` if its journal changed since the last sync, or if
+    its facts were never written (a directory from before facts existed); None when nothing needed doing."""
+    out = MetadataDir.of(metadata_dir)
+    if not os.path.exists(out.journal):
+        return None
+    with SearchIndex(out.search_index) as index:
+        if index.is_stale(out.root) or not os.path.exists(out.facts):
+            return index.sync(out.root)
+    return None
 
 
 def search(query: str = "", metadata_dir: str = "xtract-metadata", *, refresh: bool = True,

@@ -5,6 +5,8 @@ extractor, group_id, status (ok | error | unknown | skipped), error; every path 
 OUT/groups/<group_id>.json: group_id, extractor, extractor_version, files [{path, size,
 mtime, extension, mime}], metadata, errors, extracted_at; every indexed file belongs to
 exactly the group file its row names, and every group file's files are indexed.
+index.parquet may be one file or a directory dataset of parts; OUT/facts.parquet, when present,
+has the columns path, group_id, extractor, key, value_text, value_num.
 Prefect-free and pandas-free (pyarrow only), so it is quick on a million rows.
 """
 
@@ -14,9 +16,11 @@ import json
 import os
 from collections.abc import Iterator
 
+from tasks.store import dataset
 from tasks.store.layout import MetadataDir
 
 INDEX_COLUMNS = ("path", "size", "mtime", "extension", "mime", "extractor", "group_id", "status", "error")
+FACT_COLUMNS = ("path", "group_id", "extractor", "key", "value_text", "value_num")
 STATUSES = frozenset({"ok", "error", "unknown", "skipped"})
 GROUP_KEYS = ("group_id", "extractor", "extractor_version", "files", "metadata", "errors", "extracted_at")
 FILE_KEYS = ("path", "size", "mtime", "extension", "mime")
@@ -37,23 +41,37 @@ def _group_files(groups_dir: str) -> Iterator[os.DirEntry[str]]:
         return
 
 
-def validate_metadata_dir(path: str, *, expected_files: int | None = None) -> list[str]:
-    """Every way ``path`` breaks the contract, one line each (empty: it holds)."""
+def _check_facts(path: str) -> list[str]:
+    """facts.parquet is optional (the search-index stage writes it); when present it must be readable."""
     import pyarrow.parquet as pq
 
+    problems = []
+    for f in dataset.data_files(path) if dataset.exists(path) else []:
+        try:
+            names = pq.read_schema(f).names
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is one problem, named
+            problems.append(f"{f} is not a readable Parquet file: {type(exc).__name__}: {exc}")
+            continue
+        if missing := [c for c in FACT_COLUMNS if c not in names]:
+            problems.append(f"{f} lacks columns {missing}")
+    return problems
+
+
+def validate_metadata_dir(path: str, *, expected_files: int | None = None) -> list[str]:
+    """Every way ``path`` breaks the contract, one line each (empty: it holds)."""
     out = MetadataDir.of(path)
     if not os.path.isdir(out.root):
         return [f"{out.root} is not a directory"]
-    if not os.path.isfile(out.index):
+    if not dataset.exists(out.index):
         return [f"{out.index} is missing"]
-    try:
-        table = pq.read_table(out.index)
+    try:  # a single file (older runs) or a directory dataset of parts (tasks/store/dataset.py)
+        table = dataset.read_table(out.index)
     except Exception as exc:  # noqa: BLE001 - any unreadable index is one problem, named
-        return [f"{out.index} is not a readable Parquet file: {type(exc).__name__}: {exc}"]
+        return [f"{out.index} is not a readable Parquet file or dataset: {type(exc).__name__}: {exc}"]
     missing = [c for c in INDEX_COLUMNS if c not in table.column_names]
     if missing:
         return [f"index.parquet lacks columns {missing}"]
-    problems: list[str] = []
+    problems: list[str] = _check_facts(out.facts)
     paths = table.column("path").to_pylist()
     group_ids = [str(g) for g in table.column("group_id").to_pylist()]
     statuses = table.column("status").to_pylist()

@@ -1,4 +1,4 @@
-"""Run the loopback service in its own process: ``python -m tests.globus_service --root DIR [--latency-ms MS]``.
+"""The loopback service in its own process: ``python -m tests.globus_service --root DIR | --synthetic FILES DIRS``.
 
 Prints one JSON line (url, endpoint_id, client_id, client_secret), then serves until
 stdin closes. Benchmarks use it so the service does not share the crawler's GIL,
@@ -16,13 +16,18 @@ from tests.globus_service.server import GlobusService
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--root", required=True)
+    ap.add_argument("--root", help="serve this directory")
+    ap.add_argument("--synthetic", nargs=2, type=int, metavar=("FILES", "DIRS"),
+                    help="serve a computed tree of FILES files in DIRS directories instead (no disk)")
     ap.add_argument("--latency-ms", type=float, default=0.0)
     args = ap.parse_args()
     with GlobusService() as svc:
         svc.ls_latency_s = args.latency_ms / 1000.0
         cid, secret = svc.add_client()
-        ep = svc.transfer.add_endpoint(args.root)
+        if args.synthetic:
+            ep = svc.transfer.add_synthetic_endpoint(*args.synthetic)
+        else:
+            ep = svc.transfer.add_endpoint(args.root)
         print(json.dumps({"url": svc.url, "endpoint_id": ep, "client_id": cid, "client_secret": secret,
                           "environ": svc.environ()}), flush=True)
         sys.stdin.read()

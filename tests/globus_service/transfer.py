@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from tests.globus_service.synthetic import SyntheticTree
+
 TransferReply = tuple[int, dict[str, Any]]
 
 
@@ -58,6 +60,7 @@ class TransferState:
         self.submissions: dict[str, str] = {}
         self.lock = threading.Lock()
         self.ls_calls = 0
+        self.synthetic: dict[str, SyntheticTree] = {}
 
     # -- configuration used by tests -----------------------------------------
     def add_endpoint(self, root: str, endpoint_id: str | None = None) -> str:
@@ -94,6 +97,9 @@ class TransferState:
         if key in self.too_large:
             return _error(502, "ExternalError.DirListingFailed.SizeLimit",
                           f"Directory listing of {path} exceeds the size limit", resource)
+        tree = self.synthetic.get(endpoint_id)
+        if tree is not None:
+            return self._synthetic_ls(tree, endpoint_id, path, query, resource)
         try:
             local = self.local_path(endpoint_id, path)
         except PermissionError:
@@ -111,6 +117,28 @@ class TransferState:
         with os.scandir(local) as it:
             entries = sorted((e for e in it if show_hidden or not e.name.startswith(".")), key=lambda e: e.name)
         page = [self._file_doc(e) for e in entries[offset:offset + limit]]
+        return 200, {
+            "DATA_TYPE": "file_list", "DATA": page, "endpoint": endpoint_id, "path": path,
+            "absolute_path": path, "length": len(page), "total": len(entries), "limit": limit, "offset": offset,
+            "has_next_page": offset + limit < len(entries), "rename_supported": True, "symlink_supported": True,
+        }
+
+    def add_synthetic_endpoint(self, files: int, dirs: int) -> str:
+        """An endpoint whose listings are computed (tests/globus_service/synthetic.py): big trees, no disk."""
+        ep = str(uuid.uuid4())
+        self.endpoints[ep] = "/nonexistent-synthetic"
+        self.synthetic[ep] = SyntheticTree(files, dirs)
+        return ep
+
+    @staticmethod
+    def _synthetic_ls(tree: SyntheticTree, endpoint_id: str, path: str, query: dict[str, str],
+                      resource: str) -> TransferReply:
+        entries = tree.entries(path)
+        if entries is None:
+            return _error(404, "ClientError.NotFound", f"Path not found: '{path}'", resource)
+        limit = min(int(query.get("limit", 100_000)), 100_000)
+        offset = int(query.get("offset", 0))
+        page = [tree.doc(*e) for e in entries[offset:offset + limit]]
         return 200, {
             "DATA_TYPE": "file_list", "DATA": page, "endpoint": endpoint_id, "path": path,
             "absolute_path": path, "length": len(page), "total": len(entries), "limit": limit, "offset": offset,
