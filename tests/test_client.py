@@ -134,7 +134,7 @@ def test_round_trip_crawl_status_flush_xtract_offload(tmp_path, subprocess_env):
 
     dest = tmp_path / "archive"
     path = xtr.offload_metadata(dest_path=str(dest))
-    assert pathlib.Path(path).parent == dest and (pathlib.Path(path) / "index.parquet").is_file()
+    assert pathlib.Path(path).parent == dest and (pathlib.Path(path) / "index.parquet").exists()
     assert len(list((pathlib.Path(path) / "groups").glob("*.json"))) == len(files)
     check = subprocess.run([*VALIDATE, path, "--files", str(len(files))],
                            capture_output=True, text=True, timeout=120)
