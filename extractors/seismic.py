@@ -86,8 +86,10 @@ def _mseed2(path: str, e: str) -> dict[str, Any]:
     traces: dict[str, dict[str, Any]] = {}
     encodings: set[str] = set()
     pos, n_records, reclen, truncated, control = 0, 0, None, False, 0
+    steps = 0
     with open(path, "rb") as fh:
-        while pos + 48 <= size and n_records < MAX_RECORDS:
+        while pos + 48 <= size and n_records < MAX_RECORDS and steps < 4 * MAX_RECORDS:
+            steps += 1  # noise between records is stepped over too: bound the whole walk, not just the records
             fh.seek(pos)
             h = fh.read(256)
             if _is_mseed2(h) is None:
@@ -112,7 +114,8 @@ def _mseed2(path: str, e: str) -> dict[str, Any]:
                 btype, nxt = struct.unpack_from(e + "HH", h, blk)
                 if btype == 1000:
                     encodings.add(ENCODINGS.get(h[blk + 4], str(h[blk + 4])))
-                    this_len = 1 << h[blk + 6]
+                    if 7 <= h[blk + 6] <= 20:  # 128 B .. 1 MB records; anything else is not a length
+                        this_len = 1 << h[blk + 6]
                     break
                 blk = nxt
             rec_len = this_len or reclen or 4096
