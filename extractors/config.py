@@ -135,6 +135,8 @@ def _yaml(text: str) -> dict[str, Any]:
     try:
         docs = list(yaml.compose_all(text, Loader=loader))
     except yaml.YAMLError as exc:
+        if "{%" in text or "{{" in text:  # a Jinja/Helm/conda template, not damaged YAML: let free text take it
+            raise NotMyFormat(f"a template, not YAML: {str(exc)[:200]}") from None
         raise ExtractorError(f"invalid YAML: {str(exc)[:300]}") from None
     docs = [d for d in docs if d is not None]
     if not docs:

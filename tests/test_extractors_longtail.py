@@ -603,3 +603,13 @@ def test_postscript_and_meshes(tmp_path):
     tri = struct.pack("<12fH", *([0.0] * 12), 0)
     (tmp_path / "part.stl").write_bytes(b"made by hand".ljust(80, b"\x00") + struct.pack("<I", 2) + tri * 2)
     assert meta(tmp_path / "part.stl", "graphics")["triangles"] == 2
+
+
+def test_templated_yaml_is_text_broken_yaml_an_error(tmp_path):
+    (tmp_path / "meta.yaml").write_text('{% set version = "1.0" %}\npackage:\n  name: demo\n  version: {{ version }}\n'
+                                        "  {% if win %}skip: true{% endif %}\n")
+    f, _ = one(tmp_path / "meta.yaml")
+    assert (f["extractor"], f["status"]) == ("keyword", "ok")
+    (tmp_path / "bad.yaml").write_text("a: [1, 2\nb: 3\n")
+    f, doc = one(tmp_path / "bad.yaml")
+    assert f["status"] == "error" and "invalid YAML" in doc["errors"][0]["message"]
