@@ -19,7 +19,7 @@ from typing import IO, Any
 from extractors.base import Extractor, ExtractorError, NotMyFormat
 
 NAME = "jsonxml"
-VERSION = "2.1"
+VERSION = "2.2"
 MAX_KEYS = 200
 #: JSON is parsed whole; past this size only the structure of JSON Lines is streamed.
 MAX_JSON_BYTES = 512 * 1024 * 1024
@@ -103,10 +103,12 @@ def extract_json(path: str) -> dict[str, Any]:
         raise ExtractorError(f"JSON document larger than {MAX_JSON_BYTES} bytes")
     keys: Counter[str] = Counter()
     counts: Counter[str] = Counter()
+    profile: dict[str, Any] = {}
     try:
         doc = json.loads(data)
         fmt, top, n_records = "json", _top_type(doc), None
         depth = _walk(doc, keys, counts)
+        profile = _json_profile(doc)
     except json.JSONDecodeError as exc:
         if exc.msg != "Extra data":
             raise
@@ -120,6 +122,7 @@ def extract_json(path: str) -> dict[str, Any]:
                 depth = max(depth, _walk(rec, keys, counts))
         fmt, top = "jsonl", types.most_common(1)[0][0]
     return {
+        **profile,
         "format": fmt,
         "top_level_type": top,
         "records": n_records,
@@ -131,6 +134,47 @@ def extract_json(path: str) -> dict[str, Any]:
         "keys": [k for k, _ in sorted(keys.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_KEYS]],
         "keys_truncated": len(keys) > MAX_KEYS,
     }
+
+
+def _json_profile(doc: Any) -> dict[str, Any]:
+    """What a well-known JSON vocabulary says about itself: Jupyter notebooks and GeoJSON."""
+    if not isinstance(doc, dict):
+        return {}
+    if isinstance(doc.get("cells"), list) and "nbformat" in doc:
+        meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        kernel = meta.get("kernelspec") if isinstance(meta.get("kernelspec"), dict) else {}
+        lang = meta.get("language_info") if isinstance(meta.get("language_info"), dict) else {}
+        cells: Counter[str] = Counter()
+        headings: list[str] = []
+        for cell in doc["cells"]:
+            if not isinstance(cell, dict):
+                continue
+            cells[str(cell.get("cell_type"))] += 1
+            if cell.get("cell_type") == "markdown" and len(headings) < 30:
+                src = cell.get("source")
+                text = "".join(src) if isinstance(src, list) else str(src or "")
+                headings += [ln.lstrip("#").strip()[:200] for ln in text.splitlines() if ln.startswith("#")][:5]
+        return {"notebook": {"nbformat": f"{doc.get('nbformat')}.{doc.get('nbformat_minor')}",
+                             "kernel": kernel.get("name"), "language": lang.get("name") or kernel.get("language"),
+                             "language_version": lang.get("version"), "cells": dict(cells),
+                             "headings": headings[:30]}}
+    if doc.get("type") == "FeatureCollection" and isinstance(doc.get("features"), list):
+        geoms: Counter[str] = Counter()
+        props: Counter[str] = Counter()
+        for feat in doc["features"]:
+            if isinstance(feat, dict):
+                g = feat.get("geometry")
+                geoms[str(g.get("type")) if isinstance(g, dict) else "null"] += 1
+                if isinstance(feat.get("properties"), dict):
+                    props.update(feat["properties"].keys())
+        out: dict[str, Any] = {"n_features": len(doc["features"]), "geometry_types": dict(geoms),
+                               "property_keys": [k for k, _ in props.most_common(MAX_KEYS)]}
+        if isinstance(doc.get("bbox"), list):
+            out["bbox"] = doc["bbox"][:6]
+        if isinstance(doc.get("crs"), dict):
+            out["crs"] = json.dumps(doc["crs"])[:200]
+        return {"geojson": out}
+    return {}
 
 
 def extract_xml(path: str) -> dict[str, Any]:
@@ -317,7 +361,8 @@ JSONXML = Extractor(
     name=NAME,
     version=VERSION,
     func=extract_jsonxml,
-    extensions=frozenset({"json", "json.gz", "jsonl", "ndjson", "geojson", "xml", "xml.gz", "kml", "gpx", "xsd"}),
+    extensions=frozenset({"json", "json.gz", "jsonl", "ndjson", "geojson", "xml", "xml.gz", "kml", "gpx", "xsd",
+                          "ipynb", "topojson", "vot", "votable", "gml", "xsl", "xslt", "wadl", "qml", "sc3ml"}),
     mimes=frozenset({"application/json", "application/x-ndjson", "application/xml", "text/xml",
                      "application/geo+json"}),
     kind="text",

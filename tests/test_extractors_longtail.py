@@ -613,3 +613,19 @@ def test_templated_yaml_is_text_broken_yaml_an_error(tmp_path):
     (tmp_path / "bad.yaml").write_text("a: [1, 2\nb: 3\n")
     f, doc = one(tmp_path / "bad.yaml")
     assert f["status"] == "error" and "invalid YAML" in doc["errors"][0]["message"]
+
+
+def test_notebook_and_geojson_profiles(tmp_path):
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "python3", "language": "python"},
+                                                           "language_info": {"name": "python", "version": "3.11"}},
+          "cells": [{"cell_type": "markdown", "source": ["# Calibration\n", "text"]},
+                    {"cell_type": "code", "source": "x = 1", "outputs": []}]}
+    (tmp_path / "a.ipynb").write_text(json.dumps(nb))
+    m = meta(tmp_path / "a.ipynb", "jsonxml")["notebook"]
+    assert (m["kernel"], m["language"], m["cells"], m["headings"]) == ("python3", "python",
+                                                                       {"markdown": 1, "code": 1}, ["Calibration"])
+    gj = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 2]}, "properties": {"name": "a"}}]}
+    (tmp_path / "s.geojson").write_text(json.dumps(gj))
+    m = meta(tmp_path / "s.geojson", "jsonxml")["geojson"]
+    assert (m["n_features"], m["geometry_types"], m["property_keys"]) == (1, {"Point": 1}, ["name"])
