@@ -94,3 +94,25 @@ def test_end_to_end_bench_contract(tmp_path, subprocess_env):
     assert res["speedup_2_workers"] > 0 and res["plain_loop_s"] > 0
     assert res["parallel_ceiling"] > 0 and len(res["all_runs_s"]["plain_x2"]) == 1
     assert res["speedup_bound"] > 0 and res["fixed_s_1_worker"] > 0
+
+
+def test_search_bench_contract():
+    res = run_bench("search.py", "--records", "3000", "--repeat", "1")
+    assert res["records"] == 3000
+    for key in ("build_seconds", "peak_rss_mb", "query_p95_ms", "fts5_anchor_seconds", "facts_seconds"):
+        assert res[key] > 0, key
+    assert res["facts_rows"] > 3000  # several leaves per record
+
+
+def test_globus_crawl_bench_contract_on_a_synthetic_tree():
+    res = run_bench("globus_crawl.py", "--synthetic", "--files", "3000", "--dirs", "40", "--latency-ms", "0",
+                    "--no-sequential", "--group")
+    assert res["files"] == 3000 and res["groups"] == 3000 and res["synthetic"] is True
+    assert res["peak_rss_mb"] >= res["peak_rss_after_crawl_mb"] > 0
+
+
+@pytest.mark.slow
+def test_scale_bench_contract():
+    res = run_bench("scale.py", "--files", "60", "--latency", "0.01", "--workers", "1", "2", timeout=600)
+    assert res["files"] == 60 and res["workers"] == [1, 2]
+    assert set(res["xtract_s"]) == {"1", "2"} and res["efficiency_at_2"] > 0

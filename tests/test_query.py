@@ -154,3 +154,38 @@ def test_doc_facts_key_paths_members_and_numbers() -> None:
     assert (None, "netcdf.nan", "nan", None) in rows
     assert ("/a", "multi.rows", "2", 2.0) in rows
     assert (None, "multi.shared", "x", None) in rows
+
+
+def test_a_shard_writes_only_its_own_part_and_a_failed_write_keeps_the_old_one(tmp_path) -> None:
+    import pyarrow as pa
+
+    from tasks.store.journal import INDEX_SCHEMA
+
+    def rows(*paths: str) -> pa.Table:
+        n = len(paths)
+        return pa.table({"path": list(paths), "size": [1] * n, "mtime": [1.0] * n, "extension": ["csv"] * n,
+                         "mime": [None] * n, "extractor": ["tabular"] * n, "group_id": list(paths),
+                         "status": ["ok"] * n, "error": [None] * n}, schema=INDEX_SCHEMA)
+
+    index = str(tmp_path / "index.parquet")
+    for shard, paths in (("shard-000", ("/a", "/b")), ("shard-001", ("/c",))):
+        with dataset.PartWriter(index, shard, INDEX_SCHEMA) as w:
+            w.write_batch(rows(*paths))
+            w.commit()
+    with dataset.PartWriter(index, "shard-001", INDEX_SCHEMA, max_rows_per_file=1) as w:
+        w.write_batch(rows("/c", "/d"))
+        assert w.commit() == 2
+    assert sorted(pd.read_parquet(index)["path"]) == ["/a", "/b", "/c", "/d"]
+    assert len(dataset.data_files(index)) == 3  # shard-000's file untouched, shard-001 rewritten as 2 files
+    with pytest.raises(RuntimeError), dataset.PartWriter(index, "shard-000", INDEX_SCHEMA) as w:
+        w.write_batch(rows("/x"))
+        raise RuntimeError("disk full")
+    assert sorted(pd.read_parquet(index)["path"]) == ["/a", "/b", "/c", "/d"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing half-written stays
+    with dataset.PartWriter(index, dataset.WHOLE, INDEX_SCHEMA) as w:  # a whole-repository run owns it all
+        w.write_batch(rows("/z"))
+        w.commit(exclusive=True)
+    assert sorted(p.name for p in (tmp_path / "index.parquet").iterdir()) == ["all"]
+    assert list(pd.read_parquet(index)["path"]) == ["/z"]
+    with pytest.raises(ValueError):
+        dataset.check_part_name("../x")

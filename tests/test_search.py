@@ -85,6 +85,9 @@ def test_the_flow_builds_the_index_and_a_variable_is_found(metadata) -> None:
     assert {pathlib.Path(h.path).name for h in both} == {"model_a.nc", "model_b.nc"}
     assert search("temperature", str(out))[0].path == str(root / "tables" / "weather.csv")
     assert search("spectrometer", str(out))[0].path.endswith("notes.txt")
+    # prefixes are expanded from the vocabulary (an OR of words), unknown ones stay prefixes
+    assert search("calib*", str(out))[0].path.endswith("notes.txt")
+    assert search("spectro* OR zzunknown*", str(out))[0].path.endswith("notes.txt")
 
 
 def test_filters_narrow_results(metadata) -> None:
