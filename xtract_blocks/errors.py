@@ -53,7 +53,7 @@ class ChecksumMismatch(DownloadError):
 
 
 class ComputeError(XtractError):
-    """Remote extraction (Globus Compute) could not run a batch."""
+    """A remote extraction engine (Globus Compute, a Dask cluster) could not run a batch or went away."""
 
 
 class PayloadTooLarge(ComputeError, ValueError):

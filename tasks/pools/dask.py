@@ -22,6 +22,7 @@ from concurrent.futures import Executor, Future
 from typing import Any
 
 from tasks.pools.base import ExtractionPool, PoolSpec
+from xtract_blocks.errors import ComputeError
 
 #: Times the scheduler re-runs a task whose worker died before it fails with KilledWorker (LocalCluster).
 ALLOWED_FAILURES = 1
@@ -57,10 +58,23 @@ class DaskPool(ExtractionPool):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         if fn.__name__ == "run_batch":
             kwargs["out_dir"] = None  # documents travel back: workers may not share our disk
-        return self.executor.submit(fn, *args, **kwargs)
+        try:
+            return self.executor.submit(fn, *args, **kwargs)
+        except Exception as exc:
+            if self._scheduler_gone():
+                raise self._lost(exc) from None
+            raise
 
     def kill(self) -> None:
         """Restart the workers processing anything (a hung C extension ignores cancellation)."""
+        try:
+            self._kill_busy()
+        except Exception as exc:
+            if self._scheduler_gone():
+                raise self._lost(exc) from None
+            raise
+
+    def _kill_busy(self) -> None:
         ours = {f.key for f in list(getattr(self.executor, "_futures", ()))}
         busy = [w for w, keys in (self.client.processing() or {}).items() if ours & set(keys)]
         self.executor.shutdown(wait=False)  # cancels this pool's futures
@@ -81,13 +95,29 @@ class DaskPool(ExtractionPool):
         except (TimeoutError, OSError) as exc:  # a remote cluster: leave a stuck worker to its nanny
             logging.getLogger(__name__).warning("could not restart Dask workers %s: %s", busy, exc)
 
+    def _scheduler_gone(self) -> bool:
+        return getattr(self.client, "status", "running") not in ("running", "connecting", "newly-created")
+
+    def _lost(self, exc: BaseException) -> ComputeError:
+        where = self.spec.dask_address or "of the LocalCluster"
+        return ComputeError(f"the Dask scheduler {where} went away ({type(exc).__name__}); what was extracted is "
+                            "kept: rerun the same command, once a scheduler is back, to resume")
+
     def restart(self) -> None:
-        self.kill()
-        self.executor = self._start()
+        try:
+            self.kill()
+            self.executor = self._start()
+        except Exception as exc:
+            if self._scheduler_gone():
+                raise self._lost(exc) from None
+            raise
 
     def close(self) -> None:
         try:
             self.executor.shutdown(wait=False)
+        except Exception:  # noqa: BLE001 - a scheduler that went away has nothing left to cancel
+            if not self._scheduler_gone():
+                raise
         finally:
             self.client.close()
             if self.cluster is not None:
