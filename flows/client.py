@@ -41,6 +41,7 @@ from flows.client_status import (
 from tasks.habitats import RunNeeds, habitat_for
 from tasks.habitats.globus_offload import offload_by_transfer
 from tasks.habitats.local_offload import offload_local
+from tasks.offload import one_source_per_directory
 from tasks.pools.globus_compute.containers import ALL, container_uri
 from tasks.pools.options import ExtractionOptions
 from tasks.store.crawl_spool import CrawlSpoolError
@@ -357,7 +358,8 @@ class XtractClient:
             executor, settings = self._plan(xep, self._identity(name, xep))
             self._check_plan(xep, executor, settings)
             options = self.extraction.model_copy(update={"executor": executor})
-            extra: dict[str, Any] = {"extraction": options.model_dump(mode="json", exclude_defaults=True)}
+            extra: dict[str, Any] = {"extraction": options.model_dump(mode="json", exclude_defaults=True),
+                                     "crawl_id": cid}
             if settings is not None:
                 extra["compute_settings"] = to_jsonable_python(
                     {k: getattr(settings, k) for k in type(settings).model_fields})
@@ -412,7 +414,7 @@ class XtractClient:
                 raise XtractClientError(f"crawls {by_key[key]} and {cid} are the same endpoint ({key}): offload "
                                         "one of them; nothing offloaded")
             by_key[key] = cid
-        sources = shared_sources({key: MetadataDir.of(endpoints[cid].local_mdata_path).root
+        sources = one_source_per_directory({key: MetadataDir.of(endpoints[cid].local_mdata_path).root
                                   for key, cid in by_key.items()})
         if dest_ep_id is None:
             return offload_local(sources, dest_path, delete_source=delete_source)
@@ -438,11 +440,3 @@ class XtractClient:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         for proc in self._procs:
             proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-
-
-def shared_sources(by_endpoint: dict[str, str]) -> dict[str, str]:
-    """{endpoint: metadata dir} -> {name: metadata dir}, one entry per directory (endpoints sharing one join names)."""
-    names: dict[str, list[str]] = {}
-    for key, root in by_endpoint.items():
-        names.setdefault(root, []).append(key)
-    return {"+".join(keys)[:120]: root for root, keys in names.items()}

@@ -35,7 +35,7 @@ from tasks.results import RunSummary
 from tasks.search_index import search_ingest, update_search_index
 from tasks.sink import sink
 from tasks.status import publish_crawl_status, publish_summary
-from tasks.store.layout import MetadataDir
+from tasks.store.layout import EndpointState, MetadataDir
 from tasks.store.state_lock import StateLocked, state_lock
 from tasks.xtract import xtract
 from xtract_blocks import XtractEndpoint
@@ -45,8 +45,6 @@ from xtract_blocks.errors import ConfigurationError
 
 #: "crawl" stops after crawl+group (the seed's crawl()); "xtract" reuses that crawl's spool (the seed's xtract()).
 Stage = Literal["all", "crawl", "xtract"]
-#: Kept for callers that typed the executor with it.
-ExecutorKind = Literal["local", "dask", "globus-compute"]
 
 
 class StageClock:
@@ -62,10 +60,6 @@ class StageClock:
             yield
         finally:
             self.seconds[stage] = round(time.perf_counter() - started, 3)
-
-
-#: The name this project used for configuration errors of the flow before there was one error root.
-EndpointConfigError = ConfigurationError
 
 
 def resolve_endpoint(endpoint: XtractEndpoint | str, *, dirs: list[str] | None = None,
@@ -120,6 +114,7 @@ def xtract_endpoint(
     exclude: list[str] | None = None,
     lock_timeout_s: float = 600.0,
     flush_queue: bool = False,
+    crawl_id: str | None = None,
 ) -> Any:
     """Crawl one endpoint, extract metadata for every group, write it, optionally offload it.
 
@@ -135,6 +130,7 @@ def xtract_endpoint(
         exclude: glob patterns skipped at crawl time, added to the block's ``exclude``.
         lock_timeout_s: how long to wait for another run writing the same metadata directory.
         flush_queue: also hand the crawl's files to XtractClient.flush_crawl_metadata while it runs.
+        crawl_id: stage 'xtract' only: the crawl whose spool to extract; a newer crawl of the endpoint is an error.
     """
     started = time.perf_counter()
     logger = get_run_logger()
@@ -162,6 +158,8 @@ def xtract_endpoint(
         summary = RunSummary(endpoint=name, metadata_dir=out.root, flow_run_id=run_id, stage=stage)
 
         clock = StageClock()
+        if stage == "xtract" and crawl_id:
+            check_crawl_id(state, crawl_id)
         with clock("crawl"):
             crawled = recorded_crawl(state.crawl_spool) if stage == "xtract" else crawl(
                 ep, state.crawl_spool, endpoint_name=name,
@@ -209,6 +207,18 @@ def xtract_endpoint(
         publish_summary(name, summary, sunk.by_extractor)
         logger.info(summary.message())
         return Completed(message=summary.message(), data=summary.as_dict())
+
+
+def check_crawl_id(state: EndpointState, crawl_id: str) -> None:
+    """The endpoint's spools must still hold ``crawl_id``'s crawl: extracting a newer one instead would mix runs."""
+    try:
+        with open(state.crawl_id, encoding="utf-8") as fh:
+            held = fh.read().strip()
+    except FileNotFoundError:
+        raise ConfigurationError(f"no crawl of this endpoint is recorded in {state.root}: crawl it first") from None
+    if held != str(crawl_id):
+        raise ConfigurationError(f"the endpoint's spool holds crawl {held}, not {crawl_id}: a newer crawl replaced "
+                                 f"it; extract {held} or crawl again")
 
 
 def counters_view(counters: dict[str, Any]) -> dict[str, Any]:

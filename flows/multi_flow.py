@@ -15,9 +15,11 @@ from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed
 
 from flows.endpoint_flow import xtract_endpoint
-from tasks.offload import offload
+from tasks.artifacts import artifact_key
+from tasks.offload import offload, one_source_per_directory
 from tasks.pools.options import ExtractionOptions
 from xtract_blocks import XtractEndpoint
+from xtract_blocks.errors import ConfigurationError
 
 
 @flow(name="xtract")
@@ -36,6 +38,10 @@ def xtract(
     """
     if not endpoints:
         raise ValueError("no endpoints given")
+    keys = [artifact_key(ep)[:40] if isinstance(ep, str) else ep.slug() for ep in endpoints]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:  # one endpoint's metadata would silently replace the other's
+        raise ConfigurationError(f"endpoint {twice[0]} is given more than once: pass each endpoint once")
     options = extraction or ExtractionOptions()
     each = options.model_copy(update={"workers": max(1, (options.workers or os.cpu_count() or 1) // len(endpoints))})
     with ThreadPoolExecutor(max_workers=len(endpoints), thread_name_prefix="xtract-endpoint") as pool:
@@ -47,8 +53,8 @@ def xtract(
     summaries = [s.result(raise_on_failure=False) for s in states]
     failed = [s for s in states if not s.is_completed()]
     if dest_path:
-        sources = {s["endpoint"]: s["metadata_dir"] for s, st in zip(summaries, states, strict=True)
-                   if st.is_completed()}
+        sources = one_source_per_directory({s["endpoint"]: s["metadata_dir"]
+                                            for s, st in zip(summaries, states, strict=True) if st.is_completed()})
         if sources:
             path = offload(sources, dest_path)["path"]
             for s in summaries:

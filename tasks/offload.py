@@ -45,3 +45,15 @@ def offload(sources: dict[str, str], dest_path: str, *, delete_source: bool = Fa
         path = offload_local(sources, dest_path, delete_source=delete_source)
     get_run_logger().info("offloaded metadata of %d endpoint(s) to %s", len(sources), path)
     return {"path": path, "endpoints": sorted(sources)}
+
+
+def one_source_per_directory(by_endpoint: dict[str, str]) -> dict[str, str]:
+    """{endpoint: metadata dir} -> {name: metadata dir}, one entry per directory.
+
+    Endpoints sharing a metadata directory share one index: it is copied once, named after
+    all of them (``a+b``), rather than once per endpoint.
+    """
+    names: dict[str, list[str]] = {}
+    for key, root in by_endpoint.items():
+        names.setdefault(root, []).append(key)
+    return {"+".join(keys)[:120]: root for root, keys in names.items()}

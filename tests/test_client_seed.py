@@ -6,6 +6,7 @@ detached runs, real files."""
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -227,3 +228,79 @@ def test_metadata_dir_inside_the_crawled_tree_is_never_crawled(tmp_path, subproc
         summary = json.loads(done.stdout.strip().splitlines()[-1])
         assert summary["files_crawled"] == 3
     assert index_paths(data / "meta") == sorted(files)
+
+
+def wait_crawled(xtr, ids: list[str], timeout_s: float = 180.0) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        statuses = xtr.get_crawl_status(ids)
+        if all(s["status"] in ("complete", "failed") for s in statuses):
+            return statuses
+        assert time.monotonic() < deadline, statuses
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_extracting_a_crawl_a_newer_crawl_replaced_is_refused(tmp_path):
+    from flows.client import XtractClient, XtractEndpoint
+
+    tree(tmp_path / "data", 2)
+    ep = XtractEndpoint(dirs=[str(tmp_path / "data")], local_mdata_path=str(tmp_path / "m"))
+    xtr = XtractClient()
+    (old,) = xtr.crawl([ep])
+    wait_crawled(xtr, [old])
+    (new,) = xtr.crawl([ep])
+    wait_crawled(xtr, [new])
+    xtr.xtract([old])
+    (status,) = xtr.wait_for_xtract([old], timeout_s=180)
+    assert status["xtract_status"] == "failed" and f"holds crawl {new}, not {old}" in status["message"]
+    xtr.wait(timeout_s=60)
+
+
+def test_several_endpoints_sharing_one_out_in_one_flow(tmp_path):
+    from flows.multi_flow import xtract
+    from tasks.pools.options import ExtractionOptions
+    from xtract_blocks import XtractEndpoint
+
+    files = tree(tmp_path / "a", 2) + tree(tmp_path / "b", 3)
+    out = str(tmp_path / "out")
+    eps = [XtractEndpoint(dirs=[str(tmp_path / d)], local_mdata_path=out) for d in ("a", "b")]
+    state = xtract([eps[0], eps[0]], return_state=True)
+    assert state.is_failed() and "given more than once" in str(state.message)
+    state = xtract(eps, extraction=ExtractionOptions(workers=1), dest_path=str(tmp_path / "dest"),
+                   return_state=True)
+    assert state.is_completed(), state.message
+    assert index_paths(out) == sorted(files)  # the two subflows took turns with OUT's lock
+    assert index_paths(state.result()[0]["offload_path"]) == sorted(files)  # one index, copied once
+
+
+@pytest.mark.slow
+def test_globus_endpoint_crawls_without_compute_is_refused_before_work_and_offloads_to_default_dir(tmp_path):
+    from flows.client import XtractClient, XtractClientError, XtractEndpoint
+    from tests.globus_service.testing import loopback_globus
+
+    data = tmp_path / "data"
+    files = tree(data, 3)
+    for i, p in enumerate(sorted(files)):
+        os.utime(p, (1_700_000_000 + i, 1_700_000_000 + i))  # Transfer lists mtimes to the second
+    dest = tmp_path / "archive"
+    dest.mkdir()
+    with loopback_globus() as globus:
+        t = globus.service.transfer
+        ids = {"data": t.add_endpoint("/"), "local": t.add_endpoint("/"), "dest": t.add_endpoint(str(dest))}
+        xtr = XtractClient(credentials=globus.credentials)
+        bare = XtractEndpoint(repo_type="Globus", globus_ep_id=ids["data"], dirs=[str(data)],
+                              local_mdata_path=str(tmp_path / "m1"))
+        (crawled,) = wait_crawled(xtr, xtr.crawl([bare]))
+        assert crawled["status"] == "complete" and crawled["data"]["files_crawled"] == 3  # no compute needed
+        with pytest.raises(XtractClientError, match="local_ep_id is not set"):
+            xtr.xtract()  # no funcx_ep_id, no compute endpoint, no staging target: refused before any run
+        staged = XtractEndpoint(repo_type="globus", globus_ep_id=ids["data"], local_ep_id=ids["local"],
+                                dirs=[str(data)], local_mdata_path=str(tmp_path / "m2"),
+                                staging_dir=str(tmp_path / "staging"))
+        wait_crawled(xtr, xtr.crawl([staged]))
+        assert xtr.xtract() == [200]
+        path = xtr.offload_metadata(dest_ep_id=ids["dest"], dest_path="", timeout=300)
+        assert path.startswith("/~/")  # the destination collection's default directory
+        assert index_paths(dest / path[len("/~/"):]) == sorted(files)
+        xtr.wait(timeout_s=60)
