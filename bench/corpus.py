@@ -34,7 +34,7 @@ PACKAGES = (
     "h5py", "netCDF4", "pandas", "obspy", "sunpy",
 )
 #: Import names where they differ from the distribution name.
-IMPORT_NAMES = {"scikit-image": "skimage"}
+IMPORT_NAMES = {"scikit-image": "skimage", "scikit-learn": "sklearn", "vega_datasets": "vega_datasets"}
 CODE_EXTENSIONS = frozenset({
     "py", "pyc", "pyo", "pyi", "pyx", "pxd", "pxi", "so", "pyd", "dll", "dylib", "a", "o", "typed", "exe",
 })
