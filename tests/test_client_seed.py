@@ -304,3 +304,32 @@ def test_globus_endpoint_crawls_without_compute_is_refused_before_work_and_offlo
         assert path.startswith("/~/")  # the destination collection's default directory
         assert index_paths(dest / path[len("/~/"):]) == sorted(files)
         xtr.wait(timeout_s=60)
+
+
+@pytest.mark.slow
+def test_registered_container_path_reaches_every_compute_task_and_the_artifact(tmp_path):
+    import uuid
+
+    from prefect.client.orchestration import get_client
+
+    from flows.client import XtractClient, XtractEndpoint
+    from xtract_blocks.compute import GlobusComputeSettings
+
+    files = tree(tmp_path / "data", 4)
+    settings = GlobusComputeSettings(backend="local-standin", standin_dir=str(tmp_path / "endpoint"),
+                                     registry_block=f"reg-{uuid.uuid4().hex[:12]}")
+    ep = XtractEndpoint(dirs=[str(tmp_path / "data")], local_mdata_path=str(tmp_path / "m"), funcx_ep_id="ep-1")
+    xtr = XtractClient(compute_settings=settings, workers=1)
+    xtr.crawl([ep])
+    status = xtr.register_containers(ep, container_path="/images")
+    assert status["used"] and status["executor"] == "globus-compute" and status["container_type"] == "apptainer"
+    assert xtr.xtract() == [200]
+    (done,) = xtr.wait_for_xtract(timeout_s=240)
+    assert done["xtract_status"] == "complete", done
+    assert index_paths(tmp_path / "m") == sorted(files)
+    log = [json.loads(line) for line in (tmp_path / "endpoint" / "submissions.jsonl").read_text().splitlines()]
+    assert log and all(e["user_endpoint_config"]["container_uri"].startswith("/images/xtract-") for e in log)
+    with get_client(sync_client=True) as client:
+        arts = {a.key: a for a in client.read_artifacts() if a.key}
+    assert "/images/xtract-" in str(arts[f"{ep.slug()}-containers"].data)
+    xtr.wait(timeout_s=60)
