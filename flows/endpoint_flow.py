@@ -35,6 +35,7 @@ from tasks.results import RunSummary
 from tasks.search_index import search_ingest, update_search_index
 from tasks.sink import sink
 from tasks.status import publish_crawl_status, publish_summary
+from tasks.store.flush_queue import prune_queues
 from tasks.store.layout import EndpointState, MetadataDir
 from tasks.store.state_lock import StateLocked, state_lock
 from tasks.xtract import xtract
@@ -160,6 +161,8 @@ def xtract_endpoint(
         clock = StageClock()
         if stage == "xtract" and crawl_id:
             check_crawl_id(state, crawl_id)
+        if flush_queue and stage != "xtract":
+            prune_queues(state.root, keep=1)  # the previous crawl's queue stays for clients still flushing it
         with clock("crawl"):
             crawled = recorded_crawl(state.crawl_spool) if stage == "xtract" else crawl(
                 ep, state.crawl_spool, endpoint_name=name,

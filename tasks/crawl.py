@@ -7,8 +7,8 @@ its batches to the Parquet spool, reports progress and logs what could not be li
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+import pyarrow as pa
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -22,8 +22,8 @@ from tasks.store.layout import MetadataDir
 from tasks.store.records import CRAWL_SCHEMA, SpoolWriter, crawl_batch
 from xtract_blocks import XtractEndpoint
 
-#: Receives each batch as written (the flush queue): row dicts of CRAWL_SCHEMA.
-Tee = Callable[[list[dict[str, Any]]], None]
+#: Receives each batch as written (the flush queue).
+Tee = Callable[[pa.RecordBatch], None]
 
 
 def get_crawler(endpoint: XtractEndpoint) -> Crawler:
@@ -59,7 +59,7 @@ def crawl_to_spool(crawler: Crawler, dirs: list[str], spool_path: str, *, batch_
                 _drop(crawler.status, dropped, size)
                 spool.write_batch(batch)
                 if tee is not None and batch.num_rows:
-                    tee(batch.to_pylist())
+                    tee(batch)
                 if on_batch is not None:
                     on_batch(crawler.status)
         else:
@@ -68,7 +68,7 @@ def crawl_to_spool(crawler: Crawler, dirs: list[str], spool_path: str, *, batch_
                 _drop(crawler.status, dropped, size)
                 spool.write_rows(rows)
                 if tee is not None and rows:
-                    tee([r._asdict() for r in rows])
+                    tee(pa.RecordBatch.from_pylist([r._asdict() for r in rows], schema=CRAWL_SCHEMA))
                 if on_batch is not None:
                     on_batch(crawler.status)
     return crawler.status

@@ -144,3 +144,17 @@ def test_seed_short_scope_names_become_full_scopes():
     reqs = creds._scope_requirements()
     assert reqs["auth.globus.org"] == ["openid"]
     assert sum(len(v) for v in reqs.values()) == 5  # transfer/search/compute defaults once each, petrel, openid
+
+
+def test_old_flush_queues_are_pruned_but_the_newest(tmp_path):
+    from tasks.store.flush_queue import prune_queues
+
+    paths = []
+    for i in range(3):
+        q = FlushQueue(str(tmp_path / f"flush-c{i}.sqlite"), create=True)
+        q.put([{"path": f"/d/{i}"}])
+        q.close()
+        os.utime(q.path, (1_700_000_000 + i, 1_700_000_000 + i))
+        paths.append(q.path)
+    assert sorted(prune_queues(str(tmp_path), keep=1)) == paths[:2]
+    assert os.path.exists(paths[2]) and not os.path.exists(paths[0])

@@ -2,24 +2,27 @@
 
 The seed's ``flush_crawl_metadata`` popped files off its in-memory queue as the crawl
 filled it. Here the crawl appends every batch it writes to a SQLite file in the
-endpoint's state (``EndpointState.flush_queue(crawl_id)``), and a flush takes the next
-``n`` rows past a cursor stored in the same file, in one ``BEGIN IMMEDIATE``
-transaction: two clients (or processes) flushing one crawl never get the same file.
+endpoint's state (``EndpointState.flush_queue(crawl_id)``), one row per batch holding
+the batch in Arrow IPC form (a per-file row cost the crawl 2.7x its time at 100k files;
+a blob per batch costs it next to nothing), and a flush takes the next ``n`` files past a
+cursor (batch, offset) stored in the same file, in one ``BEGIN IMMEDIATE`` transaction:
+two clients (or processes) flushing one crawl never get the same file.
 Unlike the seed, a flushed file is still extracted: the queue is a copy of the listing,
 not the extraction's work list.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from typing import Any
 
+import pyarrow as pa
+
 from xtract_blocks.errors import CrawlError
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS files (seq INTEGER PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (seq INTEGER PRIMARY KEY, rows INTEGER NOT NULL, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -50,12 +53,17 @@ class FlushQueue:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def put(self, rows: list[dict[str, Any]]) -> None:
-        """Append one crawl batch (one transaction)."""
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.executemany("INSERT INTO files (record) VALUES (?)",
-                                [(json.dumps(r, default=str),) for r in rows])
+    def put(self, batch: pa.RecordBatch | list[dict[str, Any]]) -> None:
+        """Append one crawl batch (one row, one transaction)."""
+        if isinstance(batch, list):
+            batch = pa.RecordBatch.from_pylist(batch)
+        if batch.num_rows == 0:
+            return
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+        self.db.execute("INSERT INTO batches (rows, data) VALUES (?, ?)",
+                        (batch.num_rows, sink.getvalue().to_pybytes()))
 
     def finish(self) -> None:
         """The crawl has listed everything: once all rows are taken, the queue is empty for good."""
@@ -65,15 +73,49 @@ class FlushQueue:
         """The next ``n`` files no one has taken; and whether the queue is now empty for good."""
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
+        files: list[dict[str, Any]] = []
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")  # one taker at a time, across processes
             row = self.db.execute("SELECT value FROM meta WHERE key='cursor'").fetchone()
-            cursor = int(row[0]) if row else 0
-            rows = self.db.execute("SELECT seq, record FROM files WHERE seq > ? ORDER BY seq LIMIT ?",
-                                   (cursor, n)).fetchall()
-            if rows:
-                cursor = rows[-1][0]
-                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('cursor', ?)", (str(cursor),))
+            seq, offset = (int(x) for x in row[0].split(":")) if row else (0, 0)
+            while len(files) < n:
+                found = self.db.execute("SELECT seq, rows, data FROM batches WHERE seq >= ? ORDER BY seq LIMIT 1",
+                                        (seq,)).fetchone()
+                if found is None:
+                    break
+                seq, rows, data = found
+                want = n - len(files)
+                if offset < rows:
+                    batch = pa.ipc.open_stream(data).read_next_batch()
+                    files.extend(batch.slice(offset, want).to_pylist())
+                if offset + want >= rows:
+                    seq, offset = seq + 1, 0
+                else:
+                    offset += want
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('cursor', ?)", (f"{seq}:{offset}",))
             finished = self.db.execute("SELECT 1 FROM meta WHERE key='finished'").fetchone() is not None
-            more = self.db.execute("SELECT 1 FROM files WHERE seq > ? LIMIT 1", (cursor,)).fetchone() is not None
-        return [json.loads(r) for _, r in rows], finished and not more
+            more = self.db.execute("SELECT 1 FROM batches WHERE seq > ? OR (seq = ? AND rows > ?) LIMIT 1",
+                                   (seq, seq, offset)).fetchone() is not None
+        return files, finished and not more
+
+
+def prune_queues(directory: str, *, keep: int = 1) -> list[str]:
+    """Remove the flush queues in ``directory`` but the newest ``keep``; returns the removed paths.
+
+    A new crawl of an endpoint replaces its spools, so only the latest earlier crawl's queue is
+    worth keeping (a client may still be flushing it); the rest would only grow the state.
+    """
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith("flush-") and n.endswith(".sqlite")]
+    except FileNotFoundError:
+        return []
+    paths = sorted((os.path.join(directory, n) for n in names), key=os.path.getmtime, reverse=True)
+    removed = []
+    for path in paths[keep:]:
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(path + suffix)
+            except FileNotFoundError:
+                pass
+        removed.append(path)
+    return removed
