@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from contextlib import ExitStack
 from typing import Any
 from uuid import UUID
 
@@ -47,6 +48,7 @@ from tasks.pools.options import ExtractionOptions
 from tasks.store.crawl_spool import CrawlSpoolError
 from tasks.store.flush_queue import FlushQueue
 from tasks.store.layout import MetadataDir
+from tasks.store.state_lock import state_lock
 from xtract_blocks import GlobusCredentials, XtractEndpoint
 from xtract_blocks.compute import GlobusComputeSettings
 from xtract_blocks.credentials import full_scope
@@ -415,11 +417,15 @@ class XtractClient:
                                         "one of them; nothing offloaded")
             by_key[key] = cid
         sources = one_source_per_directory({key: MetadataDir.of(endpoints[cid].local_mdata_path).root
-                                  for key, cid in by_key.items()})
-        if dest_ep_id is None:
-            return offload_local(sources, dest_path, delete_source=delete_source)
-        return self._offload_by_transfer(list(endpoints.values()), sources, dest_ep_id, dest_path, timeout,
-                                         delete_source)
+                                            for key, cid in by_key.items()})
+        with ExitStack() as held:  # no run writes a directory while it is copied (sorted: no lock-order cycle)
+            me = f"XtractClient offload (pid {os.getpid()})"
+            for root in sorted(set(sources.values())):
+                held.enter_context(state_lock(MetadataDir(root).lock, flow_run=me, timeout_s=timeout))
+            if dest_ep_id is None:
+                return offload_local(sources, dest_path, delete_source=delete_source)
+            return self._offload_by_transfer(list(endpoints.values()), sources, dest_ep_id, dest_path, timeout,
+                                             delete_source)
 
     def _offload_by_transfer(self, endpoints: list[XtractEndpoint], sources: dict[str, str], dest_ep_id: str,
                              dest_path: str, timeout: float, delete_source: bool) -> str:
