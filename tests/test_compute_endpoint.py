@@ -8,7 +8,6 @@ the SDK's AMQP result watcher. Only the web service is ours; it forwards as the 
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 
 import pytest
@@ -144,36 +143,6 @@ def test_compute_real_endpoint_remote_failure_comes_back_as_task_execution_faile
     assert compute_loop.service.tasks[bad.task_id].status == "failed"
 
 
-def test_compute_real_registration_idempotent_keyed_on_checksum(compute_loop, tmp_path):
-    """The production registration (SdkBackend + ensure_registered) against the service: the same code is
-    registered once, a change registers again, and the service holds the code the checksum was taken of."""
-    from tasks.pools.globus_compute.registration import SdkBackend, ensure_registered, function_checksum
-
-    svc = compute_loop.service
-    backend = SdkBackend(compute_loop.endpoint_id, compute_loop.credentials())
-    name = f"reg-{uuid.uuid4().hex[:12]}"
-    before = len(svc.functions)
-    first = ensure_registered(backend, name)
-    again = ensure_registered(backend, name)
-    assert first["status"] == "registered" and again["status"] == "reused"
-    assert again["function_id"] == first["function_id"] and len(svc.functions) == before + 1
-    stored = svc.functions[first["function_id"]]["function_code"]
-    serde_code = stored.split("\n", 1)[1]  # pack_buffers: "<length>\n<serialized function>"
-    assert hashlib.sha256(serde_code.encode("utf-8")).hexdigest() == first["checksum"] == function_checksum()
-    assert first["key"].startswith("globus-compute:http://localhost:5000/")
-
-    src = tmp_path / "entry_v2.py"
-    src.write_text("def xtract_remote_batch(groups, limit_s=None, max_result_bytes=1):\n    return 'v2'\n")
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("entry_v2", src)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    changed = ensure_registered(backend, name, mod.xtract_remote_batch)
-    assert changed["status"] == "registered" and changed["function_id"] != first["function_id"]
-    assert len(svc.functions) == before + 2
-
-
 # -- ComputePool (the production pool) on the real SDK Executor ------------------------------------------------
 
 
@@ -246,78 +215,6 @@ def test_compute_real_pool_selects_containers_through_user_endpoint_config(compu
     assert all(f"apptainer {u}" in rendered for u in uris)
 
 
-def test_compute_real_pool_chunks_to_fit_the_limits(compute_loop, tmp_path):
-    """A small payload limit makes the pool halve batches and the entry function stop early (continuation);
-    a group whose payload alone is over the limit becomes an error record without being sent."""
-    import csv
-
-    d = tmp_path / "d"
-    d.mkdir()
-    groups = []
-    for i in range(8):
-        p = d / f"t{i}.csv"
-        with open(p, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow([f"c{j}" for j in range(80)])
-            w.writerows([[r * j for j in range(80)] for r in range(20)])
-        groups.append(group_of(p, f"g{i}"))
-    big = group_of(groups[0]["files"][0]["path"] and d / "t0.csv", "big")
-    big["note"] = "p" * 40_000
-    svc = compute_loop.service
-    before = len(svc.tasks)
-    counters, docs = run_pool(compute_loop, tmp_path / "out", [*groups, big], sdk_settings(payload_limit_bytes=30_000))
-    assert all(docs[g["group_id"]]["metadata"]["tabular"]["rows"] == 20 for g in groups)
-    assert docs["big"]["errors"][0]["type"] == "PayloadTooLarge"
-    assert counters.fx_success == 8 and counters.fx_failed == 1
-    sent = list(svc.tasks.values())[before:]
-    assert all(t.payload_bytes <= 30_000 for t in sent) and len(sent) > 2
-
-
-@pytest.mark.slow
-def test_compute_real_endpoint_killed_mid_batch_loses_nothing(compute_loop, tmp_path):
-    """The user endpoint process (and its workers) is SIGKILLed while it runs a batch: its tasks never return,
-    the run's deadline abandons them (TaskLost), the groups are retried through a new user endpoint that the
-    real endpoint starts, and every file is recorded exactly once."""
-    import csv
-    import time
-
-    files = small_corpus(tmp_path / "data")
-    big = tmp_path / "data" / "big.csv"  # ~34 MB: about 2 s of extraction, long enough to be caught running
-    with open(big, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow([f"c{j}" for j in range(12)])
-        w.writerows([r * j for j in range(12)] for r in range(400_000))
-    files["big"] = big
-    groups = [group_of(p, name) for name, p in sorted(files.items())]
-    svc, ep = compute_loop.service, compute_loop.endpoint
-    tasks_before = set(svc.tasks)
-    starts_before = ep.core_log().count("Creating new user endpoint")
-    killed: list[int] = []
-
-    def kill_while_running(pool) -> None:
-        give_up = time.monotonic() + 120
-        while time.monotonic() < give_up:
-            logs = "".join(ep.uep_logs().values())
-            running = [t for tid, t in list(svc.tasks.items()) if tid not in tasks_before and t.result is None
-                       and f"{tid}: Preparing to execute task" in logs]
-            if running:
-                killed.extend(ep.kill_user_endpoints())
-                return
-            time.sleep(0.05)
-
-    counters, docs = run_pool(compute_loop, tmp_path / "out", groups, sdk_settings(), limit_s=5.0, grace_s=3.0,
-                              during=kill_while_running, max_groups=4)
-    assert killed, "no task was caught running on the user endpoint"
-    assert set(docs) == set(files)
-    assert all(d["errors"] == [] for name, d in docs.items() if name != "bad"), docs
-    assert docs["big"]["metadata"]["tabular"]["rows"] == 400_000
-    assert counters.retries >= 1 and counters.pool_restarts >= 1
-    paths = [f["path"] for d in docs.values() for f in d["files"]]
-    assert sorted(paths) == sorted(map(str, files.values()))  # every file once
-    # the real endpoint started a new user endpoint process for the retries
-    assert ep.core_log().count("Creating new user endpoint") > starts_before
-
-
 def docs_without_timings(out):
     import json
 
@@ -346,10 +243,11 @@ def test_compute_real_flow_results_identical_to_local_pool(compute_loop, tmp_pat
     for i in range(6):
         write_csv(data / "more" / f"m{i}.csv", rows=5 + i)
 
-    def run(out, **opts):
+    def run(out, compute_settings=None, **opts):
         ep = XtractEndpoint(dirs=[str(data)], local_mdata_path=str(out), funcx_ep_id=compute_loop.endpoint_id,
                             credentials=compute_loop.credentials())
-        state = xtract_endpoint(ep, extraction=ExtractionOptions(workers=2, **opts), return_state=True)
+        state = xtract_endpoint(ep, extraction=ExtractionOptions(workers=2, **opts),
+                                compute_settings=compute_settings, return_state=True)
         assert state.is_completed(), state.message
         return state.result()
 

@@ -33,8 +33,8 @@ class GlobusComputeSettings(Block):
     container_tag: str = Field(default="latest", description="Tag of docker/podman (and docker://) images.")
     backend: Literal["sdk", "local-standin"] = Field(
         default="sdk",
-        description="'sdk' submits through globus_compute_sdk.Executor; 'local-standin' runs the same payloads "
-        "in local worker processes (dry runs, tests).",
+        description="'sdk' submits through globus_compute_sdk.Executor (production); 'local-standin' runs the "
+        "same payloads in local worker processes (a dry run without an endpoint).",
     )
     standin_dir: str = Field(
         default="~/.prefect-xtract/compute-standin", description="State directory of the local stand-in."

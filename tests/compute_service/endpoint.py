@@ -167,14 +167,14 @@ class EndpointProcess:
         return [p for p in descendants(self.proc.pid) if "_start-user-endpoint" in cmdline(p)
                 or "Endpoint (" in cmdline(p)]
 
-    def kill_user_endpoints(self) -> list[int]:
-        """SIGKILL every user endpoint process and its workers (an endpoint host losing them)."""
+    def kill_user_endpoints(self, sig: int = signal.SIGKILL) -> list[int]:
+        """Signal every user endpoint process and its workers (SIGKILL: the host loses them; SIGSTOP: they hang)."""
         if self.proc is None:
             return []
         victims = descendants(self.proc.pid)
         for pid in victims:
             with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, sig)
         return victims
 
     def stop(self) -> None:

@@ -1,7 +1,8 @@
 """Compute backends and idempotent registration of the entry function.
 
-A backend is the real service (``globus_compute_sdk.Client`` + ``Executor``) or the
-local stand-in. Registration is keyed on the SHA-256 of the function as the
+A backend is the real service (``globus_compute_sdk.Client`` + ``Executor``, the production
+path, tested against a real endpoint in ``tests/test_compute*.py``) or the dry-run stand-in
+(``backend="local-standin"``, imported only when chosen). Registration is keyed on the SHA-256 of the function as the
 service receives it (serialized by source), stored with the function id in a
 ``ComputeFunctionRegistry`` block: the same code is never registered twice, and
 any change to the entry function's source registers it again.
@@ -17,7 +18,6 @@ from typing import Any
 
 from tasks.pools.globus_compute.entry import xtract_remote_batch
 from tasks.pools.globus_compute.sizing import RESULT_SERIALIZERS, make_serializer
-from tasks.pools.globus_compute.standin import LocalComputeEndpoint, registered_functions, store_function
 from xtract_blocks.compute import ComputeFunctionRegistry, GlobusComputeSettings
 from xtract_blocks.credentials import GlobusCredentials
 from xtract_blocks.errors import ConfigurationError
@@ -56,7 +56,9 @@ class SdkBackend:
 
 
 class StandinBackend:
-    """The local stand-in (``tasks.pools.globus_compute.standin``): same payloads, local worker processes."""
+    """The dry-run stand-in (``tasks.pools.globus_compute.standin``): same payloads, local worker processes.
+
+    Never on the production path: ``make_backend`` builds it only for ``backend="local-standin"``."""
 
     def __init__(self, endpoint_id: str, state_dir: str, payload_limit: int) -> None:
         self.endpoint_id = endpoint_id
@@ -65,12 +67,18 @@ class StandinBackend:
         self.service = f"local-standin:{self.state_dir}"
 
     def register_function(self, fn: Callable[..., Any]) -> str:
+        from tasks.pools.globus_compute.standin import store_function
+
         return store_function(self.state_dir, make_serializer().serialize(fn))
 
     def knows(self, function_id: str) -> bool:
+        from tasks.pools.globus_compute.standin import registered_functions
+
         return function_id in registered_functions(self.state_dir)
 
     def open_executor(self, workers: int, memory_limit_mb: int | None) -> Executor:
+        from tasks.pools.globus_compute.standin import LocalComputeEndpoint
+
         return LocalComputeEndpoint(self.endpoint_id, state_dir=self.state_dir, workers=workers,
                                     payload_limit=self.payload_limit, result_limit=self.payload_limit,
                                     memory_limit_mb=memory_limit_mb)

@@ -1,15 +1,17 @@
-"""A local stand-in for a Globus Compute endpoint, behind the SDK Executor's interface.
+"""A dry-run stand-in for a Globus Compute endpoint, behind the SDK Executor's interface.
 
-``globus_compute_sdk.Executor`` submits over HTTPS but receives results from an
-AMQP (RabbitMQ) queue through pika, and that transport cannot be pointed at a
-loopback HTTP service. So tests, and users who want to dry-run the compute path
-without an endpoint, use this Executor instead. It keeps what matters of the
-real thing: functions are registered once and called by id, every payload is
-packed with the SDK's ComputeSerializer and refused over the 10 MB limit, results
-over the limit fail with the SDK's ``MaxResultSizeExceeded``, remote exceptions
-come back as the SDK's ``TaskExecutionFailed``, each submission records (in
-``submissions.jsonl``) the ``user_endpoint_config`` (container choice) in force when it was made, and the
-code runs in separate worker processes where only ``extractors`` is importable.
+Not on the production path (``GlobusComputeSettings(backend="local-standin")`` only): users who want
+to check, without an endpoint or a Globus account, that a deployment's batches fit the limits and
+that the extractors run where only ``extractors`` is importable use this Executor. The production
+path, ``globus_compute_sdk.Executor`` against a real endpoint, is what the tests run
+(tests/compute_service: a real RabbitMQ broker and a real ``globus-compute-endpoint``).
+
+It keeps what matters of the real thing: functions are registered once and called by id, every
+payload is packed with the SDK's ComputeSerializer and refused over the 10 MB limit, results over
+the limit fail with the SDK's ``MaxResultSizeExceeded``, remote exceptions come back as the SDK's
+``TaskExecutionFailed``, each submission records (in ``submissions.jsonl``) the
+``user_endpoint_config`` (container choice) in force when it was made, and the code runs in separate
+worker processes where only ``extractors`` is importable.
 """
 
 from __future__ import annotations
