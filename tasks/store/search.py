@@ -45,7 +45,7 @@ from xtract_blocks.errors import IndexMissing, QuerySyntaxError, SearchError
 #: it must merge later, so a first build commits rarely (a crash loses at most this much work).
 BULK_COMMIT_ROWS = 20_000
 #: Most matches a query ranks by bm25; broader queries rank the newest ones (latency stays bounded).
-RANK_WINDOW = 10_000
+RANK_WINDOW = 4_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -128,14 +128,15 @@ class Prepared:
     missing: int = 0
     errors: list[str] = field(default_factory=list)
     #: ``payload()``, computed by the preparing thread once the chunk is complete
-    encoded: str | None = None
+    encoded: tuple[str, str] | None = None
 
-    def payload(self) -> str:
-        """The rows and their text as one JSON array, made off the writing thread: SQLite inserts them with
-        one statement per table (``json_each``), so the writer holds the GIL for microseconds per chunk
-        instead of once per row while the preparing thread wants it."""
-        return json.dumps([[*row, *text] for row, text in zip(self.rows, self.texts, strict=True)],
-                          ensure_ascii=False)
+    def payload(self) -> tuple[str, str]:
+        """The rows, and their (path, keys, text), as two JSON arrays made off the writing thread: SQLite
+        inserts each with one statement (``json_each``), so the writer holds the GIL for microseconds per
+        chunk instead of once per row while the preparing thread wants it."""
+        return (json.dumps(self.rows, ensure_ascii=False),
+                json.dumps([(row[0], *text) for row, text in zip(self.rows, self.texts, strict=True)],
+                           ensure_ascii=False))
 
     def add_group(self, gid: str, doc: dict[str, Any] | None, rows: list[tuple[Any, ...]]) -> None:
         """A group's document and its file rows (path, group_id, size, mtime, extension, mime, extractor, status,
@@ -212,7 +213,8 @@ class SearchIndex:
         return self.insert_rows([row for row, _ in latest.values()],
                                 [file_text(doc, row[0], row[8]) for row, doc in latest.values()])
 
-    def insert_rows(self, rows: list[tuple[Any, ...]], texts: list[tuple[str, str]], payload: str | None = None) -> int:
+    def insert_rows(self, rows: list[tuple[Any, ...]], texts: list[tuple[str, str]],
+                    payload: tuple[str, str] | None = None) -> int:
         """Insert file rows with their (keys, text), replacing any row of the same path.
 
         In bulk, because this runs in the flow process beside the workers for every file of a run: one
@@ -234,9 +236,9 @@ class SearchIndex:
         (first,) = self.db.execute("SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name='docs'), 0), "
                                    "coalesce((SELECT max(id) FROM docs), 0)) + 1").fetchone()
         self.db.execute("INSERT INTO docs SELECT ?1 + key, value->>0, value->>1, value->>2, value->>3, value->>4, "
-                        "value->>5, value->>6, value->>7, value->>8 FROM json_each(?2)", (first, payload))
-        self.db.execute("INSERT INTO fts(rowid, path, keys, text) SELECT ?1 + key, value->>0, value->>9, value->>10 "
-                        "FROM json_each(?2)", (first, payload))
+                        "value->>5, value->>6, value->>7, value->>8 FROM json_each(?2)", (first, payload[0]))
+        self.db.execute("INSERT INTO fts(rowid, path, keys, text) SELECT ?1 + key, value->>0, value->>1, value->>2 "
+                        "FROM json_each(?2)", (first, payload[1]))
         return len(rows)
 
     _fresh = False  # set during a first build: no row can exist yet, so no path needs looking up
@@ -248,6 +250,10 @@ class SearchIndex:
             return False
         for name in _DOC_INDEX_NAMES:
             self.db.execute(f"DROP INDEX IF EXISTS {name}")
+        try:  # WAL writes every page twice (log, then checkpoint): a first build needs no concurrent readers
+            self.db.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.OperationalError:  # a reader has it open: stay in WAL
+            pass
         self._fresh = True
         return True
 
@@ -257,6 +263,7 @@ class SearchIndex:
         self._fresh = False
         self._uncommitted = 0
         self._create_doc_indexes()
+        self.db.execute("PRAGMA journal_mode=WAL")
 
     def _create_doc_indexes(self) -> None:
         self.db.executescript(_DOC_INDEXES)
@@ -311,15 +318,18 @@ class SearchIndex:
         stats = SyncStats()
         state = StateStore(layout.state)
         reader_state = StateStore(layout.state)  # the helper thread's own connection
-        reader = sqlite3.connect(self.path, timeout=60)  # a snapshot, unaffected by our own writes
         bulk = self.begin_bulk()
+        reader = sqlite3.connect(self.path, timeout=60)  # a snapshot, unaffected by our own writes
         try:
-            reader.execute("BEGIN")
-            mine = reader.execute("SELECT group_id, fingerprint, run_id FROM groups ORDER BY group_id")
+            mine: Iterable[tuple[str, str, str]] = ()  # a first build: nothing indexed yet, and no read lock
+            if not bulk:  # that would keep our own commits waiting outside WAL
+                reader.execute("BEGIN")
+                mine = reader.execute("SELECT group_id, fingerprint, run_id FROM groups ORDER BY group_id")
             pipelined(chunked(merge(state.iter_group_versions(), mine)),
                       lambda job: _read_groups(reader_state, layout.groups, *job),
                       lambda p: self.write_prepared(p, stats))
-            reader.rollback()
+            if reader.in_transaction:
+                reader.rollback()
         finally:
             if bulk:
                 self.end_bulk()
