@@ -2,9 +2,9 @@
 
 The data collection, the compute endpoint's collection, this machine's collection and
 the archive are endpoints of the loopback Transfer service, each backed by a real
-directory; the compute endpoint is the stand-in (worker processes on this machine,
-where only ``extractors`` is importable), so the compute collection's directory is
-what its workers read (``collection_root``).
+directory; the compute endpoint is a real ``globus-compute-endpoint`` on this machine reached
+through the SDK's own Executor (``tests/compute_service``: its workers import only ``extractors``),
+so the compute collection's directory is what its workers read (``collection_root``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tasks.pools.options import ExtractionOptions
 from tasks.pools.plan import open_pool
 from tasks.store.journal import StateStore
 from tasks.xtract import ExtractionRun, make_batches
-from tests.globus_service.testing import loopback_globus
+from tests.globus_service.testing import Loopback
 from tests.helpers import check_contract, load_group, small_corpus, write_csv
 from xtract_blocks import GlobusComputeSettings, XtractEndpoint
 
@@ -34,10 +34,11 @@ from xtract_blocks import GlobusComputeSettings, XtractEndpoint
 LIMIT = 30_000
 
 
-@pytest.fixture(scope="module")
-def globus():
-    with loopback_globus() as lb:
-        yield lb
+@pytest.fixture
+def globus(compute_loop):
+    """The loopback Globus service the compute loop authenticates with, also serving Transfer here."""
+    return Loopback(compute_loop.globus, compute_loop.credentials(), compute_loop.client_id,
+                    compute_loop.client_secret)
 
 
 def wide_csv(path: pathlib.Path, cols: int = 300, rows: int = 20) -> pathlib.Path:
@@ -64,9 +65,10 @@ def files_under(root: pathlib.Path) -> list[pathlib.Path]:
     return [p for p in root.rglob("*") if not p.is_dir()]
 
 
-def standin(tmp_path: pathlib.Path, **kw) -> GlobusComputeSettings:
-    return GlobusComputeSettings(backend="local-standin", standin_dir=str(tmp_path / "endpoint"),
-                                 registry_block=f"reg-{uuid.uuid4().hex[:12]}", payload_limit_bytes=LIMIT, **kw)
+def real(**kw) -> GlobusComputeSettings:
+    """Settings for the SDK backend (the real endpoint of the compute loop)."""
+    return GlobusComputeSettings(backend="sdk", registry_block=f"reg-{uuid.uuid4().hex[:12]}",
+                                 payload_limit_bytes=LIMIT, **kw)
 
 
 def labels(globus, kind: str, contains: str) -> list[str]:
@@ -74,7 +76,7 @@ def labels(globus, kind: str, contains: str) -> list[str]:
             if t.doc["type"] == kind and contains in t.doc["label"]]
 
 
-def test_compute_staging_flow_data_without_compute(globus, tmp_path):
+def test_compute_staging_flow_data_without_compute(globus, compute_loop, tmp_path):
     """Stage to the compute endpoint's collection under a byte cap, extract there, clean up, bring an
     oversized document home, offload; the index equals a local run over the same files."""
     data = tmp_path / "data"
@@ -88,7 +90,7 @@ def test_compute_staging_flow_data_without_compute(globus, tmp_path):
     t = globus.service.transfer
     ids = {"data": t.add_endpoint("/"), "local": t.add_endpoint("/"), "compute": t.add_endpoint(str(compute_fs)),
            "dest": t.add_endpoint(str(dest))}
-    settings = standin(tmp_path, endpoint_id="compute-ep-1", collection_id=ids["compute"],
+    settings = real(endpoint_id=compute_loop.endpoint_id, collection_id=ids["compute"],
                        collection_root=str(compute_fs), staging_path="/staging", remote_mdata_path="/remote-md",
                        staging_bytes=corpus_bytes // 3)
     out = tmp_path / "out"
@@ -131,7 +133,7 @@ def test_compute_staging_flow_data_without_compute(globus, tmp_path):
     check_contract(archived, expected_files=7)
 
 
-def test_compute_staging_cap_rounds_and_prefetch_overlap(globus, tmp_path):
+def test_compute_staging_cap_rounds_and_prefetch_overlap(globus, compute_loop, tmp_path):
     """A cap of a quarter of the corpus: many staging rounds, never more than the cap staged at once,
     staging of later rounds overlapping extraction of earlier ones, and every group extracted."""
     data = tmp_path / "data"
@@ -146,8 +148,9 @@ def test_compute_staging_cap_rounds_and_prefetch_overlap(globus, tmp_path):
     config = StagingConfig(credentials=globus.credentials, source_ep=data_ep, local_ep=compute_ep,
                            staging_dir=str(compute_fs / "staging"), local_ep_root=str(compute_fs),
                            poll_interval_s=0.2, remote=True, max_bytes=cap, max_staged=3)
-    settings = standin(tmp_path)
-    spec = PoolSpec(kind="globus-compute", workers=2, staging=config, compute=ComputeOptions("ep-1", settings))
+    settings = real()
+    spec = PoolSpec(kind="globus-compute", workers=2, staging=config,
+                    compute=ComputeOptions(compute_loop.endpoint_id, settings, globus.credentials))
     out = tmp_path / "out"
     (out / "groups").mkdir(parents=True)
     state = StateStore(str(out / ".xtract"))
@@ -174,7 +177,7 @@ def test_compute_staging_cap_rounds_and_prefetch_overlap(globus, tmp_path):
     assert stats.cleanup_failures == 0 and files_under(compute_fs) == []
 
 
-def test_compute_oversized_result_written_remotely_and_transferred_back(globus, tmp_path):
+def test_compute_oversized_result_written_remotely_and_transferred_back(globus, compute_loop, tmp_path):
     """A group over the result limit comes back through the remote-write path; without one it is an error."""
     data = tmp_path / "data"
     groups = [group_of(wide_csv(data / "wide.csv"), "wide"), group_of(write_csv(data / "small.csv"), "small")]
@@ -192,7 +195,8 @@ def test_compute_oversized_result_written_remotely_and_transferred_back(globus, 
         (target / "groups").mkdir(parents=True)
         state = StateStore(str(target / ".xtract"))
         pool = open_pool(PoolSpec(kind="globus-compute", workers=1,
-                                  compute=ComputeOptions("ep-1", standin(tmp_path), **options)))
+                                  compute=ComputeOptions(compute_loop.endpoint_id, real(), globus.credentials,
+                                                         **options)))
         try:
             ExtractionRun(pool, state, "run-1", str(target), limit_s=20.0, poll_s=0.1).run(
                 make_batches(iter(groups), max_groups=2), max_in_flight=1)
