@@ -51,9 +51,11 @@ def test_rerun_skips_done_groups_and_follows_changes(tmp_path):
     out = tmp_path / "out"
     run(tmp_path / "data", out)
     _, again = run(tmp_path / "data", out)
-    assert again["skipped"] == 6 and again["extracted"] == 0
+    # the broken table is retried (failures are never "done") and fails again; the rest is skipped
+    assert again["skipped"] == 5 and again["extracted"] == 0 and again["failed"] == 1
     idx = check_contract(out, expected_files=6)
-    assert set(idx["status"]) == {"skipped"}
+    assert set(idx["status"]) == {"skipped", "error"}
+    assert idx.loc[idx["path"] == str(files["bad"]), "status"].item() == "error"
 
     write_csv(files["t1"], rows=7)  # changed: re-extracted
     os.utime(files["t1"], (time.time() + 5, time.time() + 5))
@@ -64,7 +66,7 @@ def test_rerun_skips_done_groups_and_follows_changes(tmp_path):
     status = dict(zip(idx["path"], idx["status"], strict=True))
     assert status[str(files["t1"])] == "ok" and status[str(new)] == "ok"
     assert str(files["txt"]) not in status
-    assert third["skipped"] == 4 and third["extracted"] == 2 and third["unknown"] == 0
+    assert third["skipped"] == 3 and third["extracted"] == 2 and third["unknown"] == 0 and third["failed"] == 1
     assert load_group(out, idx, files["t1"])["metadata"]["tabular"]["rows"] == 7
 
 

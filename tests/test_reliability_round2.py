@@ -231,10 +231,17 @@ def test_cli_refuses_paths_that_are_not_files_or_directories_and_oversized_batch
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 2
     assert res.stderr.strip() == f"xtract: error: path is not a directory or a regular file: {fifo} (a FIFO)"
-    write_csv(tmp_path / "d" / "a.csv")
+    one = write_csv(tmp_path / "d" / "a.csv")
     res = subprocess.run([*xtract_bin, "run", str(tmp_path / "d"), "-o", str(tmp_path / "out"), "--batch-size",
                           "1000000"], env=subprocess_env, capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "--batch-size 1000000 is above the limit" in res.stderr
+    # a regular file as PATH is a one-file crawl
+    res = subprocess.run([*xtract_bin, "run", str(one), "-o", str(tmp_path / "out"), "--json", "-q"],
+                         env=subprocess_env, capture_output=True, text=True, timeout=400)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert (summary["files_crawled"], summary["extracted"]) == (1, 1)
+    check_contract(tmp_path / "out", expected_files=1)
 
 
 # -- 2. interrupts ----------------------------------------------------------------------------------

@@ -19,6 +19,17 @@ GROUPERS = ("file_is_group", "directory", "related")
 EXECUTORS = ("local", "dask", "globus-compute")
 
 
+def nonnegative_float(text: str) -> float:
+    """A number of seconds that may be 0 (``--lock-timeout 0``: refuse at once)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("paths", nargs="+", metavar="PATH", help="directories or files to crawl")
     run.add_argument("--metadata-dir", "-o", required=True, metavar="OUT", help="where metadata is written")
@@ -34,7 +45,7 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                      help="skip paths matching GLOB at crawl time (repeatable; '.git', '__pycache__', '*.tmp'; "
                      "with a '/' it matches the path). OUT itself is never crawled")
-    run.add_argument("--lock-timeout", type=float, default=600.0, metavar="S",
+    run.add_argument("--lock-timeout", type=nonnegative_float, default=600.0, metavar="S",
                      help="wait at most S seconds for another run writing OUT (default 600; 0: refuse at once)")
     run.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
                      help="do not extract again the groups that failed in an earlier run (default: retry them)")
@@ -128,6 +139,29 @@ def _api_unreachable(exc: BaseException) -> bool:
     return False
 
 
+def api_answers(url: str | None, timeout_s: float = 3.0) -> bool:
+    """Whether the Prefect API at ``url`` answers its health check now."""
+    import urllib.request
+
+    if not url:
+        return False
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout_s) as resp:  # noqa: S310
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def exit_without_prefect_drain(code: int, server: Any) -> None:
+    """End the process now: Prefect drains its log and event queues at exit with no time limit,
+    which against an API that is gone never ends. Everything of ours is already on disk."""
+    if server is not None:
+        server.stop()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def run(args: argparse.Namespace) -> int:
     check_args(args)
     if args.executor == "local":
@@ -159,16 +193,15 @@ def run(args: argparse.Namespace) -> int:
         with settings, display.running() if display else contextlib.nullcontext():
             options = ExtractionOptions(executor=args.executor, workers=args.workers, batch_size=args.batch_size,
                                         time_limit_s=args.time_limit, dask_address=args.dask_address,
-                                        retry_failed=args.retry_failed)
-            state = xtract_endpoint(endpoint, extraction=options, lock_timeout_s=args.lock_timeout,
-                                    return_state=True)
+                                        retry_failed=args.retry_failed, lock_timeout_s=args.lock_timeout)
+            state = xtract_endpoint(endpoint, extraction=options, return_state=True)
     except Exception as exc:
         if not _api_unreachable(exc):
             raise
         print(f"xtract: lost the Prefect API ({type(exc).__name__}: {exc}); the run could not report its status. "
               "What was extracted is journalled in the metadata directory: rerun the same command to finish",
               file=sys.stderr)
-        return EXIT_STATUS_UNREPORTED
+        exit_without_prefect_drain(EXIT_STATUS_UNREPORTED, server)
     if not state.is_completed():
         print(f"xtract: run {state.name.lower()}: {state.message}", file=sys.stderr)
         return 1
@@ -185,5 +218,7 @@ def run(args: argparse.Namespace) -> int:
             f"{dropped} status update(s) could not be published"
         print(f"xtract: warning: {why}; the metadata is complete, the Prefect UI may miss part of this run's "
               "progress", file=sys.stderr)
+        if not api_answers(api or PREFECT_API_URL.value()):
+            exit_without_prefect_drain(EXIT_STATUS_UNREPORTED, server)
         return EXIT_STATUS_UNREPORTED
     return 0
