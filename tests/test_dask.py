@@ -42,8 +42,8 @@ def dask_pool():
 
 
 def run_flow(data: pathlib.Path, out: pathlib.Path, compute_settings: GlobusComputeSettings | None = None,
-             **options) -> dict:
-    ep = XtractEndpoint(dirs=[str(data)], local_mdata_path=str(out), funcx_ep_id="ep-equiv")
+             funcx_ep_id: str = "ep-equiv", credentials=None, **options) -> dict:
+    ep = XtractEndpoint(dirs=[str(data)], local_mdata_path=str(out), funcx_ep_id=funcx_ep_id, credentials=credentials)
     state = xtract_endpoint(ep, extraction=ExtractionOptions(workers=2, **options), compute_settings=compute_settings,
                             return_state=True)
     assert state.is_completed(), state.message
@@ -69,7 +69,8 @@ def test_dask_local_cluster_sized_to_machine(dask_pool):
 
 
 @pytest.mark.slow
-def test_dask_and_compute_equivalent_to_process_pool(tmp_path, dask_pool):
+def test_dask_and_compute_equivalent_to_process_pool(tmp_path, dask_pool, compute_loop):
+    """The same tree through the process pool, Dask, and Globus Compute (the SDK's Executor, a real endpoint)."""
     data = tmp_path / "data"
     small_corpus(data)
     for i in range(6):
@@ -77,7 +78,8 @@ def test_dask_and_compute_equivalent_to_process_pool(tmp_path, dask_pool):
     local = run_flow(data, tmp_path / "local")
     dask = run_flow(data, tmp_path / "dask", executor="dask", dask_address=dask_pool.cluster.scheduler_address)
     compute = run_flow(data, tmp_path / "compute", executor="globus-compute", compute_settings=GlobusComputeSettings(
-        backend="local-standin", standin_dir=str(tmp_path / "endpoint"), registry_block=f"r-{uuid.uuid4().hex[:8]}"))
+        backend="sdk", registry_block=f"r-{uuid.uuid4().hex[:8]}"), funcx_ep_id=compute_loop.endpoint_id,
+        credentials=compute_loop.credentials())
     frames = {}
     for name in ("local", "dask", "compute"):
         idx = check_contract(tmp_path / name, expected_files=12)
