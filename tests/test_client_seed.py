@@ -241,19 +241,24 @@ def wait_crawled(xtr, ids: list[str], timeout_s: float = 180.0) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_extracting_a_crawl_a_newer_crawl_replaced_is_refused(tmp_path):
+def test_an_extraction_reads_the_crawl_it_was_started_for(tmp_path):
     from flows.client import XtractClient, XtractEndpoint
 
-    tree(tmp_path / "data", 2)
+    old_files = tree(tmp_path / "data", 2)
     ep = XtractEndpoint(dirs=[str(tmp_path / "data")], local_mdata_path=str(tmp_path / "m"))
     xtr = XtractClient()
     (old,) = xtr.crawl([ep])
     wait_crawled(xtr, [old])
+    write_csv(tmp_path / "data" / "later.csv")
     (new,) = xtr.crawl([ep])
     wait_crawled(xtr, [new])
     xtr.xtract([old])
     (status,) = xtr.wait_for_xtract([old], timeout_s=180)
-    assert status["xtract_status"] == "failed" and f"holds crawl {new}, not {old}" in status["message"]
+    assert status["xtract_status"] == "complete", status
+    assert index_paths(tmp_path / "m") == sorted(old_files)  # the old crawl's listing, not the newer one's
+    xtr.xtract([new])
+    (status,) = xtr.wait_for_xtract([new], timeout_s=180)
+    assert index_paths(tmp_path / "m") == sorted([*old_files, str(tmp_path / "data" / "later.csv")])
     xtr.wait(timeout_s=60)
 
 
@@ -307,7 +312,8 @@ def test_globus_endpoint_crawls_without_compute_is_refused_before_work_and_offlo
 
 
 @pytest.mark.slow
-def test_registered_container_path_reaches_every_compute_task_and_the_artifact(tmp_path):
+def test_registered_container_path_reaches_every_compute_task_and_the_artifact(tmp_path, compute_loop):
+    """Through the SDK's Executor to a real endpoint (tests/compute_service): every task names its image."""
     import uuid
 
     from prefect.client.orchestration import get_client
@@ -316,9 +322,10 @@ def test_registered_container_path_reaches_every_compute_task_and_the_artifact(t
     from xtract_blocks.compute import GlobusComputeSettings
 
     files = tree(tmp_path / "data", 4)
-    settings = GlobusComputeSettings(backend="local-standin", standin_dir=str(tmp_path / "endpoint"),
-                                     registry_block=f"reg-{uuid.uuid4().hex[:12]}")
-    ep = XtractEndpoint(dirs=[str(tmp_path / "data")], local_mdata_path=str(tmp_path / "m"), funcx_ep_id="ep-1")
+    settings = GlobusComputeSettings(backend="sdk", registry_block=f"reg-{uuid.uuid4().hex[:12]}")
+    ep = XtractEndpoint(dirs=[str(tmp_path / "data")], local_mdata_path=str(tmp_path / "m"),
+                        funcx_ep_id=compute_loop.endpoint_id, credentials=compute_loop.credentials())
+    subs_before = len(compute_loop.service.submissions)
     xtr = XtractClient(compute_settings=settings, workers=1)
     xtr.crawl([ep])
     status = xtr.register_containers(ep, container_path="/images")
@@ -327,8 +334,8 @@ def test_registered_container_path_reaches_every_compute_task_and_the_artifact(t
     (done,) = xtr.wait_for_xtract(timeout_s=240)
     assert done["xtract_status"] == "complete", done
     assert index_paths(tmp_path / "m") == sorted(files)
-    log = [json.loads(line) for line in (tmp_path / "endpoint" / "submissions.jsonl").read_text().splitlines()]
-    assert log and all(e["user_endpoint_config"]["container_uri"].startswith("/images/xtract-") for e in log)
+    subs = compute_loop.service.submissions[subs_before:]
+    assert subs and all(s["user_endpoint_config"]["container_uri"].startswith("/images/xtract-") for s in subs)
     with get_client(sync_client=True) as client:
         arts = {a.key: a for a in client.read_artifacts() if a.key}
     assert "/images/xtract-" in str(arts[f"{ep.slug()}-containers"].data)
