@@ -36,11 +36,12 @@ from extractors.physical import PHYSICAL
 from extractors.pickles import PICKLE
 from extractors.python_code import PYTHON
 from extractors.seismic import SEISMIC
+from extractors.spice import SPICE
 from extractors.tabular import TABULAR
 from extractors.zarr_store import ZARR
 
 BUILTINS: tuple[Extractor, ...] = (
     TABULAR, JSONXML, KEYWORD, IMAGES, HDF5, NETCDF, PYTHON, C_CODE, ARCHIVES, NUMPY, FITS, PHYSICAL,
     DICOM, MATLAB, FONTS, IDL, CONFIG, PICKLE, AUDIO, NEURO, SEISMIC, COLUMNAR, GRIB, ZARR,
-    OFFICE, DATABASES, GIS, NASA_CDF, FORTRAN, GRAPHICS,
+    OFFICE, DATABASES, GIS, NASA_CDF, FORTRAN, GRAPHICS, SPICE,
 )

@@ -629,3 +629,27 @@ def test_notebook_and_geojson_profiles(tmp_path):
     (tmp_path / "s.geojson").write_text(json.dumps(gj))
     m = meta(tmp_path / "s.geojson", "jsonxml")["geojson"]
     assert (m["n_features"], m["geometry_types"], m["property_keys"]) == (1, {"Point": 1}, ["name"])
+
+
+def daf_spk(segments: list[tuple[float, float, int, int]]) -> bytes:
+    """A DAF/SPK as NAIF lays it out: file record, one summary record, one (empty) name record."""
+    file_record = bytearray(1024)
+    file_record[:8] = b"DAF/SPK "
+    struct.pack_into("<ii", file_record, 8, 2, 6)  # ND=2 doubles, NI=6 ints per summary
+    file_record[16:76] = b"TEST KERNEL".ljust(60)
+    struct.pack_into("<iii", file_record, 76, 2, 2, 4 * 128 + 1)  # FWARD, BWARD, FREE
+    file_record[88:96] = b"LTL-IEEE"
+    summary = bytearray(1024)
+    struct.pack_into("<3d", summary, 0, 0.0, 0.0, float(len(segments)))
+    for i, (start, end, target, center) in enumerate(segments):
+        struct.pack_into("<2d6i", summary, 24 + 40 * i, start, end, target, center, 1, 2, 513, 600)
+    return bytes(file_record) + bytes(summary) + bytes(1024) + bytes(1024)
+
+
+def test_spice_kernel_segments_and_coverage(tmp_path):
+    day = 86400.0
+    (tmp_path / "moon.bsp").write_bytes(daf_spk([(0.0, 10 * day, 301, 3), (0.0, 20 * day, 399, 3)]))
+    m = meta(tmp_path / "moon.bsp", "spice")
+    assert (m["kind"], m["internal_name"], m["n_segments"]) == ("DAF/SPK", "TEST KERNEL", 2)
+    assert m["coverage"] == ["2000-01-01T12:00:00+00:00", "2000-01-21T12:00:00+00:00"]
+    assert m["bodies"] == {"3": "EARTH BARYCENTER", "301": "MOON", "399": "EARTH"}
