@@ -239,4 +239,5 @@ AUDIO = Extractor(
                      "audio/mpeg", "audio/mp4", "audio/x-flac"}),
     kind="any",
     sniff=sniff_audio,
+    preload=("mutagen",),
 )

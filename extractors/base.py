@@ -77,6 +77,9 @@ class Extractor:
     #: signature or extension (MiniSEED, Analyze headers): a cheap, top-level (picklable)
     #: function; True puts this extractor in the file's candidate chain.
     sniff: Callable[[bytes], bool] | None = None
+    #: Modules this extractor imports on first use, worth importing once in a fork server
+    #: before workers start when files of this kind are about to be extracted.
+    preload: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extensions", frozenset(e.lower().lstrip(".") for e in self.extensions))

@@ -207,4 +207,5 @@ COLUMNAR = Extractor(
                      "application/x-orc", "application/x-stata-dta", "application/x-spss-sav"}),
     kind="any",
     sniff=sniff_columnar,
+    preload=("pyarrow.parquet",),
 )

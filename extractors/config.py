@@ -216,4 +216,5 @@ CONFIG = Extractor(
     mimes=frozenset({"text/x-ini", "application/toml", "application/yaml", "text/yaml", "application/x-yaml"}),
     kind="any",
     sniff=sniff_ini,
+    preload=("yaml",),
 )

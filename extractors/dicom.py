@@ -170,4 +170,5 @@ DICOM = Extractor(
     kind="any",
     sniff=sniff_dicom,
     priority=90,
+    preload=("pydicom",),
 )

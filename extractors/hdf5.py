@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from extractors.base import Extractor, ExtractorError
+from extractors.base import Extractor, ExtractorError, require
 
 NAME = "hdf5"
 VERSION = "2.0"
@@ -64,7 +64,7 @@ def _dtype(ds: Any) -> str:
 
 
 def extract_hdf5(path: str) -> dict[str, Any]:
-    import h5py
+    h5py = require("h5py", package="h5py")
 
     try:
         f = h5py.File(path, "r")
@@ -119,4 +119,5 @@ HDF5 = Extractor(
     extensions=frozenset({"h5", "hdf5", "he5", "h5ad", "nxs"}),
     mimes=frozenset({"application/x-hdf5"}),
     kind="binary",
+    preload=("h5py",),
 )

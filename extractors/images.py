@@ -250,4 +250,5 @@ IMAGES = Extractor(
                      "image/x-portable-pixmap", "image/x-portable-graymap", "image/x-portable-bitmap",
                      "image/vnd.adobe.photoshop", "image/x-tga"}),
     kind="binary",
+    preload=("PIL.Image",),
 )

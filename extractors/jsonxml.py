@@ -367,4 +367,5 @@ JSONXML = Extractor(
                      "application/geo+json"}),
     kind="text",
     accepts=frozenset({"application/gzip"}),
+    preload=("defusedxml.sax",),
 )

@@ -237,4 +237,5 @@ KEYWORD = Extractor(
     mimes=frozenset({"text/plain", "text/markdown", "text/x-rst", "text/html", "application/pdf", "text/x-tex"}),
     kind="text",
     accepts=frozenset({"application/pdf", "application/xml"}),
+    preload=("pypdf",),
 )

@@ -271,4 +271,5 @@ MATLAB = Extractor(
     mimes=frozenset({"application/x-matlab-data"}),
     kind="any",
     accepts=frozenset({"application/x-hdf5"}),
+    preload=("h5py",),
 )

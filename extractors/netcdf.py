@@ -89,4 +89,5 @@ NETCDF = Extractor(
     mimes=frozenset({"application/x-netcdf", "application/netcdf"}),
     kind="binary",
     accepts=frozenset({"application/x-hdf5"}),
+    preload=("netCDF4",),
 )

@@ -99,4 +99,5 @@ OFFICE = Extractor(
                      "application/vnd.oasis.opendocument.presentation"}),
     kind="any",
     accepts=frozenset({"application/zip"}),
+    preload=("defusedxml.ElementTree",),
 )

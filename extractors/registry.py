@@ -8,6 +8,7 @@ a list of them). They are dispatched exactly like the built-ins.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib.metadata import entry_points
 
@@ -76,6 +77,20 @@ class Registry:
         #: Changes whenever any extractor's version does; part of the fingerprint of
         #: files whose extractor is only decided by content at extraction time.
         self.signature = ",".join(f"{n}={e.version}" for n, e in sorted(self.by_name.items()))
+
+    def preload_modules(self, names: Iterable[str]) -> list[str]:
+        """Modules to import in a worker fork server for a run that will use these extractors.
+
+        Importing pydicom, h5py or netCDF4 costs each fresh worker 0.1-0.3 s; the group stage
+        knows which extractors its groups need, so a pool can preload just those.
+        """
+        out: list[str] = []
+        for name in names:
+            ex = self.by_name.get(name)
+            for mod in (ex.preload if ex is not None else ()):
+                if mod not in out:
+                    out.append(mod)
+        return out
 
     def get(self, name: str) -> Extractor:
         try:

@@ -408,4 +408,5 @@ TABULAR = Extractor(
                     | ({"application/vnd.ms-excel"} if _HAS_XLRD else set())),
     kind="text",
     accepts=frozenset({"application/gzip", "application/zip", "application/x-ole-storage"}),
+    preload=("pandas",),
 )

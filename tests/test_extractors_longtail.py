@@ -653,3 +653,16 @@ def test_spice_kernel_segments_and_coverage(tmp_path):
     assert (m["kind"], m["internal_name"], m["n_segments"]) == ("DAF/SPK", "TEST KERNEL", 2)
     assert m["coverage"] == ["2000-01-01T12:00:00+00:00", "2000-01-21T12:00:00+00:00"]
     assert m["bodies"] == {"3": "EARTH BARYCENTER", "301": "MOON", "399": "EARTH"}
+
+
+def test_preload_hints_name_importable_modules():
+    import importlib
+
+    from extractors.registry import default_registry
+
+    reg = default_registry()
+    mods = reg.preload_modules(sorted(reg.by_name))
+    assert {"pandas", "pydicom", "h5py", "netCDF4"} <= set(mods) and len(mods) == len(set(mods))
+    for mod in mods:
+        importlib.import_module(mod)  # every hint is installed by `make install`
+    assert reg.preload_modules(["physical", "no-such-extractor"]) == []
