@@ -6,7 +6,7 @@ Records look like what the extractors write (netCDF variables, table columns, fr
 keywords). They are generated first (untimed) as JSON lines, the form the flow reads group
 files in. Then, each in its own process so its peak RSS is its own:
 
-* build: the flow's path: ``pipelined`` chunks of APPLY_EVERY documents, parsed and turned into
+* build: the flow's path for a first build: ``pipelined`` chunks of BULK_CHUNK documents, parsed and turned into
   text in a helper thread (``Prepared.add_group``), written by ``write_prepared`` into an empty
   index (``begin_bulk``/``end_bulk``);
 * facts: the facts pass of the same sync (``FactSegments``: parse, ``doc_facts``, segment
@@ -40,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from tasks.store.facts import FactColumns, FactSegments, doc_facts  # noqa: E402
 from tasks.store.search import Prepared, SearchIndex, SyncStats  # noqa: E402
 from tasks.store.search_text import file_text  # noqa: E402
-from tasks.store.sync_merge import APPLY_EVERY, pipelined  # noqa: E402
+from tasks.store.sync_merge import BULK_CHUNK, pipelined  # noqa: E402
 
 VARIABLES = ["tas", "pr", "psl", "uas", "vas", "hurs", "huss", "rsds", "rlds", "clt", "sfcWind", "tasmax", "tasmin",
              "evspsbl", "mrro", "snw", "zg", "ta", "ua", "va", "hus", "wap", "ts", "sic", "sst", "sos", "thetao"]
@@ -82,7 +82,7 @@ def generate(path: str, n: int) -> None:
             fh.write(json.dumps([row, md]) + "\n")
 
 
-def read_chunks(path: str, size: int = APPLY_EVERY) -> Iterator[list[str]]:
+def read_chunks(path: str, size: int = BULK_CHUNK) -> Iterator[list[str]]:
     with open(path, encoding="utf-8") as fh:
         chunk: list[str] = []
         for line in fh:

@@ -38,14 +38,14 @@ from tasks.store.facts import FactSegments
 from tasks.store.journal import StateStore
 from tasks.store.layout import MetadataDir
 from tasks.store.search_text import file_text, to_fts_query
-from tasks.store.sync_merge import APPLY_EVERY, Reindex, chunked, merge, pipelined
+from tasks.store.sync_merge import APPLY_EVERY, BULK_CHUNK, Reindex, chunked, merge, pipelined
 from xtract_blocks.errors import IndexMissing, QuerySyntaxError, SearchError
 
 #: Rows per transaction while building into an empty index: each commit makes FTS5 flush a segment
 #: it must merge later, so a first build commits rarely (a crash loses at most this much work).
 BULK_COMMIT_ROWS = 20_000
 #: Most matches a query ranks by bm25; broader queries rank the newest ones (latency stays bounded).
-RANK_WINDOW = 4_000
+RANK_WINDOW = 1_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -325,7 +325,7 @@ class SearchIndex:
             if not bulk:  # that would keep our own commits waiting outside WAL
                 reader.execute("BEGIN")
                 mine = reader.execute("SELECT group_id, fingerprint, run_id FROM groups ORDER BY group_id")
-            pipelined(chunked(merge(state.iter_group_versions(), mine)),
+            pipelined(chunked(merge(state.iter_group_versions(), mine), BULK_CHUNK if bulk else APPLY_EVERY),
                       lambda job: _read_groups(reader_state, layout.groups, *job),
                       lambda p: self.write_prepared(p, stats))
             if reader.in_transaction:

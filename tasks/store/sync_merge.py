@@ -8,12 +8,17 @@ with writing the previous chunk (SQLite or Parquet, which release it) in ``pipel
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 #: Groups per chunk (and per transaction of an incremental sync).
 APPLY_EVERY = 500
+#: Groups per chunk of a first build (no transaction per chunk there): fewer round trips to SQLite.
+BULK_CHUNK = 2_000
+#: The GIL switch interval while ``pipelined`` runs (Python's default is 5 ms).
+SWITCH_INTERVAL_S = 0.0005
 T = TypeVar("T")
 P = TypeVar("P")
 Reindex = list[tuple[str, str, str, bool]]  # (group_id, fingerprint, run_id, new)
@@ -59,13 +64,24 @@ def chunked(actions: Iterator[tuple[str, Any]], size: int = APPLY_EVERY) -> Iter
 
 
 def pipelined(jobs: Iterable[T], prepare: Callable[[T], P], write: Callable[[P], None]) -> None:
-    """write(prepare(job)) for each job in order, preparing the next job in a helper thread meanwhile."""
-    with ThreadPoolExecutor(1, thread_name_prefix="store-prepare") as pool:
-        ahead: Future[P] | None = None
-        for job in jobs:
-            nxt = pool.submit(prepare, job)
+    """write(prepare(job)) for each job in order, preparing the next job in a helper thread meanwhile.
+
+    The writer mostly waits in SQLite or Arrow without the GIL; each time it returns it needs the
+    GIL back from the preparing thread, which by default yields it only every 5 ms. A shorter
+    switch interval while both run keeps the writer from queueing behind it (measured with
+    py-spy: ~10 % of a build's time was the writer waiting to return from SQLite).
+    """
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, SWITCH_INTERVAL_S))
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="store-prepare") as pool:
+            ahead: Future[P] | None = None
+            for job in jobs:
+                nxt = pool.submit(prepare, job)
+                if ahead is not None:
+                    write(ahead.result())
+                ahead = nxt
             if ahead is not None:
                 write(ahead.result())
-            ahead = nxt
-        if ahead is not None:
-            write(ahead.result())
+    finally:
+        sys.setswitchinterval(interval)
