@@ -107,6 +107,46 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
     return parser, commands
 
 
+def _run_command(module: ModuleType, args: argparse.Namespace) -> int:
+    """The subcommand's exit code; usage errors, Ctrl-C and SIGTERM become one line and 2 / 130 / 143."""
+    try:
+        return int(module.run(args))
+    except UsageError as exc:
+        print(f"xtract: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xtract: interrupted; rerun the same command to resume", file=sys.stderr)
+        return EXIT_SIGINT
+    except BaseException as exc:
+        if not _is_sigterm(exc):
+            raise
+        print("xtract: terminated; rerun the same command to resume", file=sys.stderr)
+        return EXIT_SIGTERM
+
+
+#: Prefect flushes its log and event queues at exit with no time limit: against an API that is gone
+#: that never ends. The command line (not an in-process caller) ends at the latest this long after.
+EXIT_DRAIN_LIMIT_S = 20.0
+
+
+def _bound_exit(code: int) -> None:
+    """Arm a timer that ends the process with ``code`` if Prefect's exit flush outlasts the limit."""
+    if "prefect" not in sys.modules:
+        return
+
+    def end() -> None:
+        from flows.prefect_server import stop_all
+
+        stop_all()  # a server this run started is not left behind
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    timer = threading.Timer(EXIT_DRAIN_LIMIT_S, end)
+    timer.daemon = True
+    timer.start()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand. Ctrl-C and SIGTERM end it with one line and 130 / 143.
 
@@ -119,21 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
-        return commands[args.command].run(args)
-    except UsageError as exc:
-        print(f"xtract: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("xtract: interrupted; rerun the same command to resume", file=sys.stderr)
-        return EXIT_SIGINT
-    except BaseException as exc:
-        if not _is_sigterm(exc):
-            raise
-        print("xtract: terminated; rerun the same command to resume", file=sys.stderr)
-        return EXIT_SIGTERM
+        code = _run_command(commands[args.command], args)
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+    if argv is None:  # the command line itself: its exit is bounded
+        _bound_exit(code)
+    return code
 
 
 if __name__ == "__main__":  # ``python -m flows.cli``: use the importable module's classes

@@ -26,6 +26,16 @@ from contextlib import closing
 STARTUP_TIMEOUT_S = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"))
 
 
+#: Servers started and not yet stopped, so an exit that cannot wait for Prefect still stops them.
+_RUNNING: set[OwnedServer] = set()
+
+
+def stop_all() -> None:
+    """Stop every server this process started (a hurried exit calls it)."""
+    for server in list(_RUNNING):
+        server.stop(timeout_s=2.0)
+
+
 def _free_port() -> int:
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -51,6 +61,7 @@ class OwnedServer:
     def start(self) -> OwnedServer:
         """Spawn the server (returns at once; ``wait_ready`` waits for it)."""
         self.proc = self._spawn()
+        _RUNNING.add(self)
         return self
 
     def _spawn(self) -> subprocess.Popen[bytes]:
@@ -97,6 +108,7 @@ class OwnedServer:
     def stop(self, timeout_s: float = 5.0) -> None:
         """Terminate the server (then kill it after ``timeout_s``); safe to call twice."""
         self._stopping.set()
+        _RUNNING.discard(self)
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return

@@ -85,13 +85,69 @@ def publish_failures() -> int:
     return _failures
 
 
-def publish_safely(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+#: A publish slower than this (or one that failed to connect) makes the API suspect: the next ones probe it first.
+SUSPECT_AFTER_S = 5.0
+#: Seconds a probe may take; a down API then costs each artifact this, not the client's minutes of retries.
+PROBE_TIMEOUT_S = 2.0
+_suspect = threading.Event()
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """An error (anywhere in its chain) that says the API did not answer at all."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if type(cur).__module__.startswith(("httpx", "httpcore")) or isinstance(cur, (ConnectionError, TimeoutError)):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def api_answers(timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether the Prefect API answers at all now (any HTTP reply counts); False on refusal or timeout."""
+    import urllib.error
+    import urllib.request
+
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return True  # no API configured: nothing to probe (Prefect would start its own)
     try:
-        return fn(*args, **kwargs)
+        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout_s):  # noqa: S310 - the API
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except (OSError, ValueError):
+        return False
+
+
+def publish_safely(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Publish one artifact; a failure is logged and counted, never raised.
+
+    Once a publish has hung or failed to connect, each later one first probes the API with a
+    short timeout and is skipped while it does not answer: a server gone mid-run then costs
+    the remaining stages seconds, not the client's minutes of retries per artifact.
+    """
+    if _suspect.is_set():
+        if not api_answers():
+            _count_failure()
+            get_run_logger().warning("Prefect API not answering: artifact not published")
+            return None
+        _suspect.clear()
+    started = time.monotonic()
+    try:
+        result = fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - status must never fail the run
         _count_failure()
+        if _unreachable(exc):
+            _suspect.set()
         get_run_logger().warning("could not publish artifact: %s", exc)
         return None
+    if time.monotonic() - started > SUSPECT_AFTER_S:
+        _suspect.set()
+    return result
 
 
 class BackgroundPublisher:
@@ -110,6 +166,7 @@ class BackgroundPublisher:
         self._cond = threading.Condition()
         self._pending: Callable[[], None] | None = None
         self._busy = False
+        self._busy_since = 0.0
         self._closed = False
         self._thread = threading.Thread(target=self._loop, daemon=True, name=name)
         self._thread.start()
@@ -119,6 +176,8 @@ class BackgroundPublisher:
         with self._cond:
             if self._closed:
                 return
+            if self._busy and time.monotonic() - self._busy_since > SUSPECT_AFTER_S:
+                _suspect.set()  # the API has kept this thread for a while: other publishers probe first
             self._pending = job  # one still queued is superseded: the newer update carries its figures
             self._cond.notify()
 
@@ -131,6 +190,7 @@ class BackgroundPublisher:
                 if job is None:
                     return
                 self._busy = True
+                self._busy_since = time.monotonic()
             try:
                 self._context.run(job)
             except Exception:  # noqa: BLE001 - status must never fail the run (publish_safely logs)
@@ -149,6 +209,7 @@ class BackgroundPublisher:
             unfinished = self._pending is not None or self._busy
             if unfinished:
                 _count_failure()
+                _suspect.set()  # the API kept this thread waiting: the next publishes probe it first
             self._pending = None
             self._closed = True
             self._cond.notify_all()
@@ -185,7 +246,9 @@ class ProgressReporter:
         self.table_every_s = table_every_s
         self.started = time.monotonic()
         self._last_table = self.started
-        self._table_due = False
+        #: the newest counters whose table is due, taken by whichever publisher job runs next
+        self._table: XtractCounters | None = None
+        self._table_lock = threading.Lock()
         notify("xtract", slug, "start", groups_total=total_groups)
         self.artifact_id: Any = None
         # every API call happens on this thread: the extraction loop never waits for the Prefect API
@@ -201,24 +264,26 @@ class ProgressReporter:
         else:
             publish_safely(update_progress_artifact, artifact_id=self.artifact_id, progress=pct,
                            description=description)
-        if counters is not None and self._table_due:
-            self._table_due = False
-            _publish_counter_table(self.slug, counters)
+        with self._table_lock:
+            table, self._table = self._table, None
+        if table is not None:
+            _publish_counter_table(self.slug, table)
 
     def __call__(self, counters: XtractCounters) -> None:
         notify("xtract", self.slug, "progress", **counters.as_dict())
         pct = min(100.0, 100.0 * counters.groups_done / self.total)
         now = time.monotonic()
-        if now - self._last_table >= self.table_every_s:
-            self._last_table = now
-            self._table_due = True
         snapshot = dataclasses.replace(counters)  # the loop goes on changing its own
+        if now - self._last_table >= self.table_every_s or self._table is not None:
+            self._last_table = now
+            with self._table_lock:
+                self._table = snapshot
         description = f"{self.slug}: {progress_text(snapshot, now - self.started)}"
         self._publisher.submit(lambda: self._send(pct, description, snapshot))
 
     def finish(self, counters: XtractCounters, *, timeout_s: float = 10.0) -> None:
         """The final figures and counter table, then stop: waits at most ``timeout_s`` for the API."""
-        self._table_due = True
+        self._last_table = float("-inf")  # the final table is always published
         self(counters)
         notify("xtract", self.slug, "end", **counters.as_dict())
         if not self._publisher.close(timeout_s):
