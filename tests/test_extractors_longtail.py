@@ -666,3 +666,28 @@ def test_preload_hints_name_importable_modules():
     for mod in mods:
         importlib.import_module(mod)  # every hint is installed by `make install`
     assert reg.preload_modules(["physical", "no-such-extractor"]) == []
+
+
+def test_bench_corpus_selection_and_scoring(tmp_path):
+    """bench/corpus.py keeps data files (not code), capped and deterministic; extract_corpus scores each tool."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+    from bench import corpus
+    from bench.extract_corpus import exif_outcome, score, tika_outcome
+
+    site = tmp_path / "site"
+    pkg = site / "scipy" / "io" / "tests" / "data"
+    pkg.mkdir(parents=True)
+    for name in ("a.mat", "b.sav", "c.wav", "mod.py", "ext.so", "mod.pyc"):
+        (pkg / name).write_bytes(b"x")
+    paths = corpus.build_list(str(site), ("scipy", "absent"), per_package=2)
+    assert len(paths) == 2 and all(p.endswith((".mat", ".sav", ".wav")) for p in paths)
+    assert paths == corpus.build_list(str(site), ("scipy",), per_package=2)  # same choice every time
+    assert corpus.copy_corpus(paths, str(site), str(tmp_path / "repo"), repeat=2) == 4
+    assert len(list((tmp_path / "repo").rglob("*.*"))) == 5  # 4 copies + the stamp
+    generic = {"Content-Type": "x", "X-TIKA:Parsed-By": ["p"], "tika_batch_fs:relative_path": "a"}
+    assert tika_outcome([generic]) == "none"
+    assert tika_outcome({"Content-Type": "x", "dc:title": "t"}) == "content"
+    assert tika_outcome({"X-TIKA:EXCEPTION:container_exception": "boom"}) == "error"
+    assert exif_outcome({"SourceFile": "a", "File:FileSize": "1 kB", "ExifTool:Error": "bad"}) == "error"
+    assert exif_outcome({"SourceFile": "a", "File:ImageWidth": 4}) == "content"
+    assert score({"a": "content", "b": "error", "c": "none", "d": "content"}, 2.0)["content_fraction"] == 0.5
