@@ -49,6 +49,11 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
                      help="wait at most S seconds for another run writing OUT (default 600; 0: refuse at once)")
     run.add_argument("--no-retry-failed", dest="retry_failed", action="store_false",
                      help="do not extract again the groups that failed in an earlier run (default: retry them)")
+    run.add_argument("--shards", type=positive_int, default=None, metavar="N",
+                     help="split the crawl into N shards run as flow runs on --work-pool's workers (any hosts that "
+                     "see PATH and OUT), then merge them into OUT; needs a Prefect server (PREFECT_API_URL)")
+    run.add_argument("--work-pool", default="xtract-process", metavar="POOL",
+                     help="work pool of the shard runs (default xtract-process; created when missing)")
     run.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
     run.add_argument("--quiet", "-q", action="store_true", help="no live progress (the summary still prints)")
     run.add_argument("--verbose", "-v", action="store_true", help="also print Prefect's own INFO log lines")
@@ -172,6 +177,12 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.verbose:
         quiet_prefect_console()  # before flows.endpoint_flow imports prefect and configures its logging
+    if args.shards:
+        from prefect.settings import get_current_settings
+
+        if not get_current_settings().api.url:
+            raise UsageError("--shards runs shards on a work pool's workers, which need a Prefect server they "
+                             "share: start one (prefect server start) and set PREFECT_API_URL")
     server = own_server_if_needed()
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -194,7 +205,13 @@ def run(args: argparse.Namespace) -> int:
             options = ExtractionOptions(executor=args.executor, workers=args.workers, batch_size=args.batch_size,
                                         time_limit_s=args.time_limit, dask_address=args.dask_address,
                                         retry_failed=args.retry_failed, lock_timeout_s=args.lock_timeout)
-            state = xtract_endpoint(endpoint, extraction=options, return_state=True)
+            if args.shards:
+                from flows.sharded_flow import xtract_sharded
+
+                state = xtract_sharded(endpoint, shards=args.shards, work_pool=args.work_pool, extraction=options,
+                                       return_state=True)
+            else:
+                state = xtract_endpoint(endpoint, extraction=options, return_state=True)
     except Exception as exc:
         if not _api_unreachable(exc):
             raise
