@@ -19,15 +19,21 @@ Bearer tokens are checked against the loopback Auth service (``tests.globus_serv
 caller's identity is the client the token was issued to.
 
 The SDK pins the service address (``GLOBUS_SDK_ENVIRONMENT=local`` is http://localhost:5000;
-``GLOBUS_SDK_SERVICE_URL_COMPUTE`` is ignored because the SDK passes ``base_url``), so this
-service binds 127.0.0.1:5000.
+``GLOBUS_SDK_SERVICE_URL_COMPUTE`` is ignored because the SDK passes ``base_url``). So that test
+sessions running at once do not fight over that port, each service listens on a free port and
+registers with the shared front on 127.0.0.1:5000 (``tests/compute_service/front.py``, started by
+whichever service finds none), which forwards each request to the service that issued its token.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
 import queue
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -83,7 +89,7 @@ class TaskRecord:
 class ComputeService:
     """The emulated web service; ``with ComputeService(globus, broker_url) as svc: ...``."""
 
-    def __init__(self, globus: GlobusService, broker_url: str, *, port: int = SERVICE_PORT) -> None:
+    def __init__(self, globus: GlobusService, broker_url: str, *, front_port: int = SERVICE_PORT) -> None:
         self.globus = globus
         self.broker_url = broker_url
         self.payload_limit = PAYLOAD_LIMIT
@@ -98,13 +104,11 @@ class ComputeService:
         self._declared: set[str] = set()
         self._out: queue.Queue[tuple[str, str, bytes, pika.BasicProperties, Future[None]] | None] = queue.Queue()
         self._stop = threading.Event()
-        try:
-            self.httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
-        except OSError as exc:
-            raise RuntimeError(f"cannot bind 127.0.0.1:{port} for the loopback Globus Compute service (the SDK "
-                               f"reaches GLOBUS_SDK_ENVIRONMENT=local only there): {exc}") from exc
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.httpd.daemon_threads = True
-        self.url = f"http://localhost:{port}"
+        self.port = self.httpd.server_address[1]
+        self.front_port = front_port
+        self.url = f"http://localhost:{front_port}"  # what the SDK and the endpoint reach (through the front)
         self._threads: list[threading.Thread] = []
 
     # -- life cycle ------------------------------------------------------------
@@ -122,9 +126,55 @@ class ComputeService:
             self._threads.append(t)
         if not ready.wait(30):
             raise RuntimeError("the compute service could not consume from the broker")
+        self._register(timeout_s=300.0)
+        t = threading.Thread(target=self._keep_registered, daemon=True, name="compute-svc-front")
+        t.start()
+        self._threads.append(t)
         return self
 
+    # -- the shared front on port 5000 ----------------------------------------
+    def _front_call(self, action: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", self.front_port, timeout=10)
+        try:
+            conn.request("POST", f"/_front/{action}?port={self.port}", body=b"")
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status
+        finally:
+            conn.close()
+
+    def _register(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline and not self._stop.is_set():
+            try:
+                status = self._front_call("register")
+                if status == 200:
+                    return
+                last = f"port {self.front_port} answers {status}: not our front (another program holds it)"
+            except ConnectionRefusedError:
+                front = os.path.join(os.path.dirname(os.path.abspath(__file__)), "front.py")
+                subprocess.Popen([sys.executable, front], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
+                last = "no front yet"
+            except OSError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.3)
+        raise RuntimeError(f"could not register with the loopback Compute front on 127.0.0.1:{self.front_port} "
+                           f"(the SDK reaches GLOBUS_SDK_ENVIRONMENT=local only there): {last}")
+
+    def _keep_registered(self) -> None:
+        while not self._stop.wait(5.0):
+            try:
+                self._register(timeout_s=60.0)
+            except RuntimeError:
+                pass
+
     def stop(self) -> None:
+        try:
+            self._front_call("unregister")
+        except OSError:
+            pass
         self._stop.set()
         self._out.put(None)
         self.httpd.shutdown()
