@@ -18,7 +18,6 @@ from bench.latency_plugin import write_plugin, write_tree
 from tests.conftest import REPO
 from tests.helpers import VALIDATE, check_contract
 
-pytestmark = pytest.mark.slow
 PREFECT = [sys.executable, "-m", "prefect"]
 
 
@@ -73,6 +72,7 @@ def shard_runs(summary: dict) -> list:
         return [client.read_flow_run(uuid.UUID(i)) for i in summary["shard_runs"].values()]
 
 
+@pytest.mark.slow
 def test_four_shards_on_two_workers_merge_into_one_valid_out(tmp_path, env):
     files = write_tree(str(tmp_path / "data"), 600, per_dir=50)
     pool = f"pool-{uuid.uuid4().hex[:8]}"
@@ -97,6 +97,7 @@ def test_four_shards_on_two_workers_merge_into_one_valid_out(tmp_path, env):
     assert check.returncode == 0, check.stderr
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_shard_the_shard_runs_again(tmp_path, env):
     files = write_tree(str(tmp_path / "data"), 800, per_dir=50)
     pool = f"pool-{uuid.uuid4().hex[:8]}"
@@ -132,3 +133,15 @@ def test_worker_killed_mid_shard_the_shard_runs_again(tmp_path, env):
     assert max(summary["shard_attempts"].values()) == 2, summary["shard_attempts"]  # the lost shard ran again
     assert summary["extracted"] + summary["skipped"] == files and summary["failed"] == 0, summary
     check_contract(out, expected_files=files)
+
+
+def test_shards_need_a_shared_prefect_server(tmp_path, subprocess_env):
+    """--shards without PREFECT_API_URL: one line before any work (the workers could not reach a server of ours)."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("x")
+    env = {k: v for k, v in subprocess_env.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    res = subprocess.run([sys.executable, "-m", "flows.cli", "run", str(tmp_path / "data"), "-o", str(tmp_path / "out"),
+                          "--shards", "2"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "PREFECT_API_URL" in res.stderr, res.stderr
+    assert not (tmp_path / "out" / "index.parquet").exists()
