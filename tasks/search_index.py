@@ -1,4 +1,4 @@
-"""Search-index stage: keep the local full-text index current, and optionally ingest into Globus Search.
+"""Search-index stage: keep the local full-text index and the facts current, and optionally ingest into Globus Search.
 
 Both run after the sink; a failure of the local index costs search, not the run's metadata.
 """
@@ -28,8 +28,9 @@ def update_search_index(out_dir: str, *, endpoint_name: str = "endpoint") -> dic
         logger.warning("search index not updated (%s); `xtract search` rebuilds it on demand; "
                        "delete %s if it persists", exc, index_path(out_dir))
         return {"error": str(exc)}
-    logger.info("search index: %d groups (%d files) indexed, %d removed in %.2fs", stats.groups_indexed,
-                stats.files_indexed, stats.groups_removed, stats.seconds)
+    logger.info("search index: %d groups (%d files) indexed, %d removed in %.2fs; facts: %d groups read, "
+                "%d rows written in %.2fs", stats.groups_indexed, stats.files_indexed, stats.groups_removed,
+                stats.seconds - stats.facts_seconds, stats.facts_groups, stats.facts_rows, stats.facts_seconds)
     return asdict(stats)
 
 
