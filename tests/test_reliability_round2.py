@@ -395,3 +395,17 @@ def test_a_server_killed_mid_run_costs_the_metadata_nothing(tmp_path, xtract_bin
     idx = check_contract(out, expected_files=60)
     assert set(idx["status"]) == {"ok"}
     assert isinstance(pd.read_parquet(out / "index.parquet"), pd.DataFrame)
+
+
+# -- 4. resource bounds in flow runs (the UI, deployments) -------------------------------------------
+
+def test_workers_are_clamped_to_this_machine_but_remote_engines_size_themselves():
+    from tasks.pools.options import MAX_WORKERS_PER_CORE, max_local_workers
+    from tasks.pools.plan import bounded_workers
+
+    limit = max_local_workers()
+    assert 1 <= limit <= MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+    assert bounded_workers(10_000) == limit and bounded_workers(10_000, "dask") == limit
+    assert bounded_workers(1) == 1 and bounded_workers(None) is None
+    assert bounded_workers(10_000, "globus-compute") == 10_000
+    assert bounded_workers(10_000, "dask", "tcp://scheduler:8786") == 10_000

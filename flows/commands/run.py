@@ -102,7 +102,7 @@ def check_workers(workers: int | None) -> int | None:
 def check_args(args: argparse.Namespace) -> None:
     args.paths = check_paths(args.paths)
     check_writable_dir(args.metadata_dir, "metadata dir")
-    if args.executor == "local":
+    if args.executor == "local" or (args.executor == "dask" and not args.dask_address):
         args.workers = check_workers(args.workers)
     if args.batch_size is not None:
         from tasks.pools.options import MAX_BATCH_SIZE

@@ -77,8 +77,15 @@ def open_pool(spec: PoolSpec) -> ExtractionPool:
     return executor_factory(spec.kind)(spec)
 
 
-def bounded_workers(workers: int | None) -> int | None:
-    """Refuse nothing, but never start more local workers than the machine can use."""
+def bounded_workers(workers: int | None, kind: str = "local", dask_address: str | None = None) -> int | None:
+    """Refuse nothing, but never start more workers *on this machine* than it can use.
+
+    Local processes and a LocalCluster are clamped (cores and available memory,
+    ``tasks.pools.options.max_local_workers``); an existing Dask cluster or a Globus
+    Compute endpoint sizes itself, so their figure passes through.
+    """
+    if kind == "globus-compute" or (kind == "dask" and dask_address):
+        return workers
     limit = max_local_workers()
     if workers is not None and workers > limit:
         log.warning("--workers %d is more than this machine can use; using %d (%d per core)",
@@ -111,7 +118,8 @@ def load_compute_settings(value: GlobusComputeSettings | str | None) -> GlobusCo
 def plan_pool(ep: XtractEndpoint, options: ExtractionOptions, out: MetadataDir,
               settings: GlobusComputeSettings | None = None) -> PoolSpec:
     """The pool for one endpoint's run: the engine asked for, with the habitat's staging when needed."""
-    spec = PoolSpec(kind=options.executor, workers=bounded_workers(options.workers),
+    spec = PoolSpec(kind=options.executor, workers=bounded_workers(options.workers, options.executor,
+                                                                   options.dask_address),
                     memory_limit_mb=options.memory_limit_mb, dask_address=options.dask_address)
     executor_factory(spec.kind)  # an unknown engine fails here, before any work
     if spec.kind == "globus-compute":
