@@ -189,3 +189,49 @@ def test_a_shard_writes_only_its_own_part_and_a_failed_write_keeps_the_old_one(t
     assert list(pd.read_parquet(index)["path"]) == ["/z"]
     with pytest.raises(ValueError):
         dataset.check_part_name("../x")
+
+
+def _journal(out: pathlib.Path, names: dict[str, str], run_id: str) -> None:
+    """A metadata directory's journal and group files without a flow: group g<i> is file /d/<i>.csv."""
+    import json as _json
+
+    from tasks.store.journal import StateStore
+    from tasks.store.layout import MetadataDir
+
+    layout = MetadataDir.of(str(out))
+    pathlib.Path(layout.groups).mkdir(parents=True, exist_ok=True)
+    results = []
+    for gid, column in names.items():
+        pathlib.Path(layout.group_file(gid)).write_text(_json.dumps(
+            {"group_id": gid, "metadata": {"tabular": {"columns": [{"name": column}]}}}))
+        results.append({"group_id": gid, "fingerprint": f"{gid}:{column}", "extractor": "tabular",
+                        "files": [{"path": f"/d/{gid}.csv", "size": 1, "mtime": 1.0, "extension": "csv",
+                                   "mime": None, "extractor": "tabular", "status": "ok", "error": None}]})
+    state = StateStore(layout.state)
+    try:
+        state.record(results, run_id)
+        state.forget_unseen(run_id)
+        state.write_index(layout.index, run_id)
+    finally:
+        state.close()
+
+
+def test_facts_segments_stay_few_and_exact_over_many_incremental_syncs(tmp_path) -> None:
+    from tasks.store.facts import MAX_SEGMENTS
+    from tasks.store.search import update_index
+
+    out = tmp_path / "out"
+    names = {f"g{i:03d}": "alpha" for i in range(60)}
+    for run in range(8):
+        names[f"g{run:03d}"] = f"col{run}"  # one group changes per run
+        names.pop(f"g{59 - run:03d}", None)  # and one leaves
+        _journal(out, names, f"r{run}")
+        update_index(str(out))
+        got = dict(run_query(str(out), "SELECT group_id, value_text FROM facts", refresh=False).rows)
+        assert got == names
+        assert len(list((out / "facts.parquet" / "all").glob("seg-*.parquet"))) <= MAX_SEGMENTS + 1
+    stats = update_index(str(out))
+    assert stats.facts_groups == 0  # nothing changed: no group file read again
+    (out / "facts.parquet" / "all").rename(tmp_path / "gone")  # deleted by hand: rebuilt from the group files
+    update_index(str(out))
+    assert dict(run_query(str(out), "SELECT group_id, value_text FROM facts", refresh=False).rows) == names

@@ -208,7 +208,8 @@ class FactSegments:
             self.db.execute("BEGIN")
             self.db.executemany("DELETE FROM fact_groups WHERE group_id=?",
                                 [(g,) for g in drop] + [(gid,) for gid, _, _, new in reindex if not new])
-            self.db.executemany("INSERT INTO fact_groups VALUES (?,?,?,?)",
+            # OR REPLACE: a concurrent sync (`xtract query` during a run's own) may have mapped it already
+            self.db.executemany("INSERT OR REPLACE INTO fact_groups VALUES (?,?,?,?)",
                                 [(gid, fp, rid, self._name if gid in with_rows else "") for gid, fp, rid, _ in reindex])
         self._pending.extend(facts)
         self._groups += len(with_rows)
@@ -290,8 +291,11 @@ class FactSegments:
         stale = [name for name, groups, _ in segments if live.get(name, 0) < groups]
         for name in stale:
             if not live.get(name):
-                os.unlink(os.path.join(self.dir, name))
-                self._drop_segment(name)
+                self._drop_segment(name)  # listed no more, then gone (a crash between: heal deletes the file)
+                try:
+                    os.unlink(os.path.join(self.dir, name))
+                except FileNotFoundError:
+                    pass
         stale = [n for n in stale if live.get(n)]
         small = [name for name, _, rows in segments[1:] if rows < SMALL_SEGMENT_ROWS and name not in stale]
         merge = stale + (small if len(segments) > MAX_SEGMENTS or len(small) > 1 else [])
