@@ -3,7 +3,9 @@
 ``rabbitmq-server`` (Debian's package, installed by ``make broker`` where apt-get runs as root)
 is started from ``/usr/lib/rabbitmq/bin`` with every directory (Mnesia, logs, Erlang cookie)
 under a temporary base, its own node name, AMQP port, distribution port and epmd port, so it
-never touches a system broker. It is stopped (and its epmd with it) when the context exits.
+never touches a system broker. Its epmd runs in the foreground in the broker's process group (not
+as the usual detached daemon), and a guard process ends that group if this process dies without
+stopping it (a test session killed by a timeout), so nothing is left running.
 """
 
 from __future__ import annotations
@@ -26,6 +28,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def guard(pgid: int) -> subprocess.Popen[bytes]:
+    """A watcher that ends process group ``pgid`` once this process is gone (kill the watcher to disarm it)."""
+    script = (f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; "
+              f"kill -TERM -{pgid} 2>/dev/null; sleep 5; kill -KILL -{pgid} 2>/dev/null")
+    return subprocess.Popen(["/bin/sh", "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def disarm(watcher: subprocess.Popen[bytes] | None) -> None:
+    if watcher is not None and watcher.poll() is None:
+        watcher.kill()
+        watcher.wait()
+
+
 def missing_reason() -> str | None:
     """Why no broker can be started here (None when one can)."""
     if not os.path.exists(RABBIT_BIN) or shutil.which("erl") is None:
@@ -46,6 +62,7 @@ class RabbitBroker:
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
         self.start_timeout_s = start_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
+        self.guard: subprocess.Popen[bytes] | None = None
         self.log_path = os.path.join(self.base, "server.out")
 
     def environ(self) -> dict[str, str]:
@@ -75,9 +92,13 @@ class RabbitBroker:
         with open(os.path.join(self.base, "enabled_plugins"), "w") as fh:
             fh.write("[].\n")
         open(os.path.join(self.base, "rabbitmq-env.conf"), "w").close()
+        epmd = shutil.which("epmd") or "epmd"
+        script = f'"{epmd}" -port {self.epmd_port} -address 127.0.0.1 & exec "{RABBIT_BIN}"'
         with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen([RABBIT_BIN], env=self.environ(), stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=self.base, start_new_session=True)
+            self.proc = subprocess.Popen(["/bin/sh", "-c", script], env=self.environ(), stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.base,
+                                         start_new_session=True)
+        self.guard = guard(self.proc.pid)
         self._wait_ready()
         return self
 
@@ -104,8 +125,8 @@ class RabbitBroker:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            with suppress(ProcessLookupError):
+        if proc is not None:
+            with suppress(ProcessLookupError):  # the broker and its epmd: one process group
                 os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=30)
@@ -113,6 +134,18 @@ class RabbitBroker:
                 with suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # the group outlives its leader for a moment
+                try:
+                    os.killpg(proc.pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                with suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+        disarm(self.guard)
+        self.guard = None
         self._stop_epmd()
 
     def _stop_epmd(self) -> None:

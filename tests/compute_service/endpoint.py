@@ -32,6 +32,8 @@ import time
 from contextlib import suppress
 from typing import Any
 
+from tests.compute_service.broker import disarm, guard
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENDPOINT_VENV = os.path.join(REPO, ".venv-endpoint")
 ENDPOINT_BIN = os.path.join(ENDPOINT_VENV, "bin", "globus-compute-endpoint")
@@ -114,6 +116,7 @@ class EndpointProcess:
                         "GLOBUS_COMPUTE_CLIENT_ID": client_id, "GLOBUS_COMPUTE_CLIENT_SECRET": client_secret,
                         **environ}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.guard: subprocess.Popen[bytes] | None = None
         self.endpoint_id: str | None = None
         self.out_path = os.path.join(self.base, "endpoint.out")
 
@@ -147,6 +150,7 @@ class EndpointProcess:
             self.proc = subprocess.Popen([ENDPOINT_BIN, "start", self.name], env=self.environ, cwd=self.base,
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
+        self.guard = guard(self.proc.pid)  # user endpoints exit when the core endpoint is gone
         deadline = time.monotonic() + timeout_s
         ep_json = os.path.join(self.ep_dir, "endpoint.json")
         while time.monotonic() < deadline:
@@ -194,6 +198,8 @@ class EndpointProcess:
         for pid in below:  # user endpoints run in sessions of their own
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        disarm(self.guard)
+        self.guard = None
 
     def tail(self, n: int = 4000) -> str:
         texts = []
