@@ -20,6 +20,8 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from extractors.registry import AMBIGUOUS_EXTENSIONS, Registry, default_registry
+from extractors.zarr_store import ZARR, zarr_group_key
+from tasks.group_zarr import HOLD_FILES, StoreHold, store_parts, store_ranges
 from tasks.results import Grouped
 from tasks.store.arrow_columns import column, string_scalar, strings
 from tasks.store.records import GROUP_SCHEMA, SpoolWriter, iter_spool, iter_spool_batches
@@ -189,13 +191,106 @@ def _iter_directory_chunks(spool_path: str, batch_rows: int = 8192) -> Iterator[
         yield table.to_batches()[0], pc.replace_substring_regex(table.column("path"), r"/[^/]*$", "").combine_chunks()
 
 
-def _group_columnar(crawl_spool: str, groups_spool: str, key_kind: str, registry: Registry) -> dict[str, Any]:
+def _hash_parts(parts: list[list[int]], paths: list[str], sizes: list[int], mtimes: list[float],
+                keys: list[str]) -> tuple[list[int], list[str], list[str]]:
+    """(row order, group id per row, fingerprint per row) of ``parts`` (row indices), as ``group_id_of`` and
+    ``fingerprint_of`` give them; a one-file group skips the sorting."""
+    sha1 = hashlib.sha1
+    order: list[int] = []
+    gids: list[str] = []
+    fps: list[str] = []
+    for rows in parts:
+        if len(rows) == 1:  # most groups of most trees: the same hashes, without the sorting
+            i = rows[0]
+            order.append(i)
+            gids.append(sha1(f"{paths[i]}\0".encode("utf-8", "surrogateescape")).hexdigest()[:24])
+            fps.append(sha1(f"{keys[i]}\0{paths[i]}\0{sizes[i]}\0{mtimes[i]!r}".encode(
+                "utf-8", "surrogateescape")).hexdigest()[:24])
+            continue
+        ranked = sorted(rows, key=paths.__getitem__)
+        gid = group_id_of([paths[i] for i in ranked])
+        fkey = "|".join(sorted({keys[i] for i in rows}))
+        h = sha1(fkey.encode())
+        for i in ranked:
+            h.update(f"\0{paths[i]}\0{sizes[i]}\0{mtimes[i]!r}".encode("utf-8", "surrogateescape"))
+        fp = h.hexdigest()[:24]
+        order.extend(rows)
+        gids.extend([gid] * len(rows))
+        fps.extend([fp] * len(rows))
+    return order, gids, fps
+
+
+def _group_batch(rb: pa.RecordBatch, gids: list[str], fps: list[str], mimes: pa.Array, names: pa.Array,
+                 order: list[int] | None) -> pa.RecordBatch:
+    """The groups-spool batch of ``rb``'s rows, members of a group together when ``order`` is given."""
+    out = pa.record_batch([
+        strings(gids), strings(fps),
+        rb.column("path"), rb.column("size"), rb.column("mtime"), rb.column("extension"),
+        mimes, names, rb.column("endpoint"),
+    ], schema=GROUP_SCHEMA)
+    if order is not None:  # group members together, groups in order of first appearance
+        take = column(order, pa.int64())
+        out = pa.record_batch([out.column(0), out.column(1)] + [out.column(i).take(take) for i in range(2, 9)],
+                              schema=GROUP_SCHEMA)
+    return out
+
+
+def _store_facts(rb: pa.RecordBatch, table: _ExtensionTable) -> tuple[pa.Array, pa.Array, list[str]]:
+    """(mime, extractor, fingerprint key) of a Zarr store's rows: the ``zarr`` extractor's, when registered."""
+    zarr = table.registry.by_name.get(ZARR.name)
+    if zarr is None:
+        return table.columns(rb.column("extension"))
+    n = len(rb)
+    return (pa.repeat(string_scalar("application/x-zarr"), n), pa.repeat(string_scalar(zarr.name), n),
+            [f"{zarr.name}={zarr.version}"] * n)
+
+
+#: Rows of one store hashed and written at a time (its groups are contiguous ranges of its sorted rows).
+STORE_SLICE_ROWS = 8192
+
+
+def _store_batches(rb: pa.RecordBatch, table: _ExtensionTable, large: bool) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """Groups-spool batches of one Zarr store's rows (whole store, or complete directories of a large one), with
+    the number of groups in each; Python lists only for a slice of ``STORE_SLICE_ROWS`` rows at a time."""
+    rb, ranges = store_ranges(rb, large, split_large)
+    mimes, names, keys = _store_facts(rb, table)
+    start = 0
+    while start < len(ranges):
+        s0 = ranges[start][0]
+        end = start + 1
+        while end < len(ranges) and ranges[end][1] - s0 <= STORE_SLICE_ROWS:
+            end += 1
+        s1 = ranges[end - 1][1]
+        sub = rb.slice(s0, s1 - s0)
+        parts = [list(range(a - s0, b - s0)) for a, b in ranges[start:end]]
+        _, gids, fps = _hash_parts(parts, sub.column("path").to_pylist(), sub.column("size").to_pylist(),
+                                   sub.column("mtime").to_pylist(), keys[s0:s1])
+        yield _group_batch(sub, gids, fps, mimes.slice(s0, s1 - s0), names.slice(s0, s1 - s0), None), end - start
+        start = end
+
+
+def _group_columnar(crawl_spool: str, groups_spool: str, key_kind: str, registry: Registry, *,
+                    hold_files: int = HOLD_FILES) -> dict[str, Any]:
     by_extractor: Counter[str] = Counter()
     n_groups = 0
     table = _ExtensionTable(registry)
     sha1 = hashlib.sha1
+    stores = StoreHold(hold_files)
+
+    def write(out: pa.RecordBatch) -> None:
+        spool.write_batch(out)
+        for vc in pc.value_counts(out.column("extractor")).to_pylist():
+            by_extractor[vc["values"] or "auto"] += vc["counts"]
+
     with SpoolWriter(groups_spool, GROUP_SCHEMA) as spool:
-        for rb, dirs in _iter_directory_chunks(crawl_spool):
+        for whole, whole_dirs in _iter_directory_chunks(crawl_spool):
+            rb, dirs, ready = stores.take(whole, whole_dirs)
+            for store_rows in ready:  # a store too large to hold: its complete directories now
+                for out, n in _store_batches(store_rows, table, large=True):
+                    write(out)
+                    n_groups += n
+            if not len(rb):
+                continue
             mimes, names, keys = table.columns(rb.column("extension"))
             paths = rb.column("path").to_pylist()
             sizes = rb.column("size").to_pylist()
@@ -212,40 +307,15 @@ def _group_columnar(crawl_spool: str, groups_spool: str, key_kind: str, registry
                 members: dict[str, list[int]] = {}
                 for i, k in enumerate(group_keys.to_pylist()):
                     members.setdefault(k, []).append(i)
-                order, gids, fps = [], [], []
                 parts = [part for rows in members.values()
                          for part in split_large(sorted(rows, key=paths.__getitem__), sizes.__getitem__)]
-                for rows in parts:
-                    if len(rows) == 1:  # most groups of most trees: the same hashes, without the sorting
-                        i = rows[0]
-                        order.append(i)
-                        gids.append(sha1(f"{paths[i]}\0".encode("utf-8", "surrogateescape")).hexdigest()[:24])
-                        fps.append(sha1(f"{keys[i]}\0{paths[i]}\0{sizes[i]}\0{mtimes[i]!r}".encode(
-                            "utf-8", "surrogateescape")).hexdigest()[:24])
-                        continue
-                    ranked = sorted(rows, key=paths.__getitem__)
-                    gid = group_id_of([paths[i] for i in ranked])
-                    fkey = "|".join(sorted({keys[i] for i in rows}))
-                    h = sha1(fkey.encode())
-                    for i in ranked:
-                        h.update(f"\0{paths[i]}\0{sizes[i]}\0{mtimes[i]!r}".encode("utf-8", "surrogateescape"))
-                    fp = h.hexdigest()[:24]
-                    order.extend(rows)
-                    gids.extend([gid] * len(rows))
-                    fps.extend([fp] * len(rows))
+                order, gids, fps = _hash_parts(parts, paths, sizes, mtimes, keys)
                 n_groups += len(parts)
-            out = pa.record_batch([
-                strings(gids), strings(fps),
-                rb.column("path"), rb.column("size"), rb.column("mtime"), rb.column("extension"),
-                mimes, names, rb.column("endpoint"),
-            ], schema=GROUP_SCHEMA)
-            if order is not None:  # group members together, groups in order of first appearance
-                take = column(order, pa.int64())
-                out = pa.record_batch([out.column(0), out.column(1)] + [out.column(i).take(take) for i in range(2, 9)],
-                                      schema=GROUP_SCHEMA)
-            spool.write_batch(out)
-            for vc in pc.value_counts(names).to_pylist():
-                by_extractor[vc["values"] or "auto"] += vc["counts"]
+            write(_group_batch(rb, gids, fps, mimes, names, order))
+        for store_rows in stores.finish():  # every store small enough to hold: one group (or split_large parts)
+            for out, n in _store_batches(store_rows, table, large=False):
+                write(out)
+                n_groups += n
         n_files = spool.rows
     return {"groups": n_groups, "files": n_files, "by_extractor": dict(by_extractor)}
 
@@ -257,34 +327,62 @@ def _stems(paths: pa.Array) -> pa.Array:
     return pc.if_else(pc.starts_with(base, "."), base, head)
 
 
-def _group_rows(crawl_spool: str, groups_spool: str, grouper_fn: GrouperFn, registry: Registry) -> dict[str, Any]:
-    """Row-by-row grouping, for groupers given as a Python function over a directory's rows."""
+def _group_rows(crawl_spool: str, groups_spool: str, grouper_fn: GrouperFn, registry: Registry, *,
+                hold_files: int = HOLD_FILES) -> dict[str, Any]:
+    """Row-by-row grouping, for groupers given as a Python function over a directory's rows.
+
+    Zarr stores are held aside and written at the end, one group each (tasks/group_zarr.py); a store above
+    ``hold_files`` is cut per directory, as the columnar path does (same groups; it writes them earlier).
+    """
     by_extractor: Counter[str] = Counter()
     n_groups = 0
     cols: dict[str, list[Any]] = {n: [] for n in GROUP_SCHEMA.names}
+    zarr = registry.by_name.get(ZARR.name)
+    held: dict[str, list[Row]] = {}
+
+    def emit(members: list[Row], in_store: bool) -> None:
+        nonlocal n_groups
+        names: set[str] = set()
+        for r in members:
+            if in_store and zarr is not None:
+                r["_mime"], r["_extractor"] = "application/x-zarr", zarr.name
+                names.add(f"{zarr.name}={zarr.version}")
+                continue
+            mime, ex = registry.for_extension(r["extension"])
+            auto = ex is None or r["extension"] in AMBIGUOUS_EXTENSIONS
+            r["_mime"], r["_extractor"] = mime, (None if ex is None else ex.name)
+            names.add(f"auto:{registry.signature}" if auto else f"{ex.name}={ex.version}")
+        gid = group_id_of([r["path"] for r in members])
+        fp = fingerprint_of(members, "|".join(sorted(names)))
+        n_groups += 1
+        for r in members:
+            by_extractor[r["_extractor"] or "auto"] += 1
+            for key, value in (("group_id", gid), ("fingerprint", fp), ("path", r["path"]),
+                               ("size", r["size"]), ("mtime", r["mtime"]), ("extension", r["extension"]),
+                               ("mime", r["_mime"]), ("extractor", r["_extractor"]),
+                               ("endpoint", r["endpoint"])):
+                cols[key].append(value)
+
+    def size_of(r: Row) -> int:
+        return r["size"]
+
     with SpoolWriter(groups_spool, GROUP_SCHEMA) as spool:
-        for rows in iter_directories(crawl_spool):
+        for all_rows in iter_directories(crawl_spool):
+            rows = []
+            for r in all_rows:
+                root = zarr_group_key(r["path"])
+                (rows if root is None else held.setdefault(root, [])).append(r)
             for members in (part for found in grouper_fn(rows)
-                            for part in split_large(sorted(found, key=lambda r: r["path"]), lambda r: r["size"])):
-                names: set[str] = set()
-                for r in members:
-                    mime, ex = registry.for_extension(r["extension"])
-                    auto = ex is None or r["extension"] in AMBIGUOUS_EXTENSIONS
-                    r["_mime"], r["_extractor"] = mime, (None if ex is None else ex.name)
-                    names.add(f"auto:{registry.signature}" if auto else f"{ex.name}={ex.version}")
-                gid = group_id_of([r["path"] for r in members])
-                fp = fingerprint_of(members, "|".join(sorted(names)))
-                n_groups += 1
-                for r in members:
-                    by_extractor[r["_extractor"] or "auto"] += 1
-                    for key, value in (("group_id", gid), ("fingerprint", fp), ("path", r["path"]),
-                                       ("size", r["size"]), ("mtime", r["mtime"]), ("extension", r["extension"]),
-                                       ("mime", r["_mime"]), ("extractor", r["_extractor"]),
-                                       ("endpoint", r["endpoint"])):
-                        cols[key].append(value)
+                            for part in split_large(sorted(found, key=lambda r: r["path"]), size_of)):
+                emit(members, False)
             if len(cols["path"]) >= 50_000:
                 spool.write_columns(cols)
                 cols = {n: [] for n in GROUP_SCHEMA.names}
+        for root in sorted(held):
+            store = sorted(held.pop(root), key=lambda r: r["path"])
+            for members in store_parts(store, lambda r: r["path"].rpartition("/")[0],
+                                       lambda rows: split_large(rows, size_of), len(store) > hold_files):
+                emit(members, True)
         spool.write_columns(cols)
         n_files = spool.rows
     return {"groups": n_groups, "files": n_files, "by_extractor": dict(by_extractor)}
