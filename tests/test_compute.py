@@ -266,6 +266,36 @@ def test_compute_endpoint_killed_mid_batch_loses_nothing(compute_loop, tmp_path)
 
 
 @pytest.mark.slow
+def test_compute_whole_endpoint_killed_and_restarted_mid_batch(compute_loop, tmp_path):
+    """The core endpoint process and everything below it are SIGKILLed while a batch runs, then the endpoint
+    is started again (it re-registers under its id): the lost tasks are abandoned at the run's deadline, the
+    retries queued meanwhile in the broker are taken by the restarted endpoint, and every file is recorded
+    once, none as an error."""
+    files = small_corpus(tmp_path / "data")
+    files["big"] = big_csv(tmp_path / "data" / "big.csv")
+    groups = [group_of(p, name) for name, p in sorted(files.items())]
+    ep, svc = compute_loop.endpoint, compute_loop.service
+    endpoint_id, core_pid = ep.endpoint_id, ep.proc.pid
+    before = set(svc.tasks)
+    crashed: list[int] = []
+
+    def crash_and_restart(pool) -> None:
+        when_running(compute_loop, before, lambda: crashed.extend(ep.crash()))
+        time.sleep(1.0)
+        ep.start(clear_pid_file=True)
+
+    counters, docs = pool_run(compute_loop, tmp_path / "out", sdk_settings(), groups, limit_s=5.0, grace_s=3.0,
+                              during=crash_and_restart)
+    assert core_pid in crashed and ep.proc.pid != core_pid
+    assert ep.endpoint_id == endpoint_id and ("PUT", f"/v3/endpoints/{endpoint_id}", 200) in svc.log
+    assert set(docs) == set(files)
+    assert all(d["errors"] == [] for name, d in docs.items() if name != "bad"), docs
+    assert counters.retries >= 1 and counters.pool_restarts >= 1
+    paths = [f["path"] for d in docs.values() for f in d["files"]]
+    assert sorted(paths) == sorted(map(str, files.values()))  # every file once
+
+
+@pytest.mark.slow
 def test_compute_task_that_never_returns_becomes_an_error_record(compute_loop, tmp_path):
     """The user endpoint and its workers are SIGSTOPped while a task runs: nothing returns and nothing dies,
     only the run's watchdog can help. It restarts the pool, the retry meets the same stopped endpoint, and

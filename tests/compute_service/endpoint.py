@@ -143,9 +143,17 @@ class EndpointProcess:
             fh.write("".join(f"{k}: {json.dumps(v)}\n" for k, v in uep_env.items()))
 
     # -- life cycle ------------------------------------------------------------
-    def start(self, timeout_s: float = 120.0) -> EndpointProcess:
+    def start(self, timeout_s: float = 120.0, *, clear_pid_file: bool = False) -> EndpointProcess:
+        """Start (or, after a crash, restart) the endpoint; it re-registers under the id in endpoint.json.
+
+        After a crash the endpoint refuses to start for three heartbeats ("Another instance of this
+        endpoint is running ... remove the PID file"); ``clear_pid_file`` does what that message says.
+        """
         if not os.path.exists(os.path.join(self.ep_dir, "config.yaml")):
             self.configure()
+        if clear_pid_file:
+            with suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.ep_dir, "daemon.pid"))
         with open(self.out_path, "ab") as out:
             self.proc = subprocess.Popen([ENDPOINT_BIN, "start", self.name], env=self.environ, cwd=self.base,
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -179,6 +187,20 @@ class EndpointProcess:
         for pid in victims:
             with suppress(ProcessLookupError):
                 os.kill(pid, sig)
+        return victims
+
+    def crash(self) -> list[int]:
+        """SIGKILL the core endpoint and every process below it (the host loses the whole endpoint)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return []
+        victims = [proc.pid, *descendants(proc.pid)]
+        for pid in victims:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+        disarm(self.guard)
+        self.guard = None
         return victims
 
     def stop(self) -> None:
