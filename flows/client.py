@@ -31,6 +31,7 @@ import xtract_blocks._defaults  # noqa: F401  (offline Prefect settings before p
 from flows.client_launch import create_endpoint_run, spawn_runner
 from flows.client_status import (
     CLIENT_TAG,
+    FLUSH_QUEUE_TAG,
     UnknownCrawlError,
     XtractClientError,
     as_uuid,
@@ -211,7 +212,7 @@ class XtractClient:
             seen[key] = i
         crawl_ids = []
         for xep, name in zip(xeps, names, strict=True):
-            cid = self._launch(name, xep, "crawl", tags=[], extra={"flush_queue": True})
+            cid = self._launch(name, xep, "crawl", tags=[FLUSH_QUEUE_TAG])
             crawl_ids.append(cid)
             self.cid_to_xep_map[cid] = xep
         self.crawl_ids = crawl_ids
@@ -360,8 +361,7 @@ class XtractClient:
             executor, settings = self._plan(xep, self._identity(name, xep))
             self._check_plan(xep, executor, settings)
             options = self.extraction.model_copy(update={"executor": executor})
-            extra: dict[str, Any] = {"extraction": options.model_dump(mode="json", exclude_defaults=True),
-                                     "crawl_id": cid}
+            extra: dict[str, Any] = {"extraction": options.model_dump(mode="json", exclude_defaults=True)}
             if settings is not None:
                 extra["compute_settings"] = to_jsonable_python(
                     {k: getattr(settings, k) for k in type(settings).model_fields})

@@ -47,8 +47,17 @@ def as_uuid(crawl_id: str | UUID) -> UUID:
         raise UnknownCrawlError(f"{crawl_id!r} is not a crawl id (a Prefect flow run id)") from None
 
 
+#: A crawl run with this tag feeds its flush queue (XtractClient.flush_crawl_metadata).
+FLUSH_QUEUE_TAG = "flush-queue"
+
+
 def crawl_tag(crawl_id: str | UUID) -> str:
     return f"crawl:{crawl_id}"
+
+
+def crawl_of_tags(tags: list[str] | set[str]) -> str | None:
+    """The crawl id an extraction run was started for (its ``crawl:<id>`` tag), if any."""
+    return next((t.split(":", 1)[1] for t in tags if t.startswith("crawl:")), None)
 
 
 def read_runs(client: SyncPrefectClient, ids: list[UUID]) -> dict[UUID, FlowRun]:

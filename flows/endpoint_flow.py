@@ -21,6 +21,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from flows.client_forms import BlockSelector
+from flows.client_status import FLUSH_QUEUE_TAG, crawl_of_tags
 from flows.startup import import_in_background
 from tasks.artifacts import artifact_key
 from tasks.containers import register_containers
@@ -35,8 +36,9 @@ from tasks.results import RunSummary
 from tasks.search_index import search_ingest, update_search_index
 from tasks.sink import sink
 from tasks.status import publish_crawl_status, publish_summary
+from tasks.store.endpoint_crawls import crawl_to_extract, prune_crawls, record_crawl
 from tasks.store.flush_queue import prune_queues
-from tasks.store.layout import EndpointState, MetadataDir
+from tasks.store.layout import MetadataDir
 from tasks.store.state_lock import StateLocked, state_lock
 from tasks.xtract import xtract
 from xtract_blocks import XtractEndpoint
@@ -112,10 +114,6 @@ def xtract_endpoint(
     dirs: list[str] | None = None,
     grouper: Grouper | None = None,
     compute_settings: Annotated[GlobusComputeSettings, BlockSelector()] | str | None = None,
-    exclude: list[str] | None = None,
-    lock_timeout_s: float = 600.0,
-    flush_queue: bool = False,
-    crawl_id: str | None = None,
 ) -> Any:
     """Crawl one endpoint, extract metadata for every group, write it, optionally offload it.
 
@@ -128,16 +126,15 @@ def xtract_endpoint(
         dirs: overrides the block's dirs for this run (deployments: one block, several trees).
         grouper: overrides the block's grouper for this run.
         compute_settings: GlobusComputeSettings (or its block name) for executor 'globus-compute' (docs/compute.md).
-        exclude: glob patterns skipped at crawl time, added to the block's ``exclude``.
-        lock_timeout_s: how long to wait for another run writing the same metadata directory.
-        flush_queue: also hand the crawl's files to XtractClient.flush_crawl_metadata while it runs.
-        crawl_id: stage 'xtract' only: the crawl whose spool to extract; a newer crawl of the endpoint is an error.
+
+    XtractClient's runs carry tags: ``flush-queue`` (the crawl also feeds its flush queue) and
+    ``crawl:<id>`` (stage 'xtract' extracts that crawl's own spools, whatever crawled since).
     """
     started = time.perf_counter()
     logger = get_run_logger()
     options = extraction or ExtractionOptions()
     dest = offload_to or OffloadOptions()
-    ep = resolve_endpoint(endpoint, dirs=dirs, grouper=grouper, exclude=exclude)
+    ep = resolve_endpoint(endpoint, dirs=dirs, grouper=grouper)
     settings = load_compute_settings(compute_settings)
     needs = RunNeeds(extract=stage != "crawl", executor=options.executor, workers=options.workers,
                      compute_settings=settings)
@@ -148,9 +145,11 @@ def xtract_endpoint(
     name = ep.slug()
     run_id = str(flow_run.id or uuid.uuid4().hex)
     state = out.endpoint(name)  # this endpoint's spools: others may share OUT
+    tags = set(flow_run.tags or [])
+    flush_queue, wanted = FLUSH_QUEUE_TAG in tags, crawl_of_tags(tags)
     with ExitStack() as held:
         try:
-            held.enter_context(state_lock(out.lock, flow_run=run_id, timeout_s=lock_timeout_s))
+            held.enter_context(state_lock(out.lock, flow_run=run_id, timeout_s=options.lock_timeout_s))
         except StateLocked as exc:  # a state, not a traceback: the message is the whole story
             return Failed(message=str(exc))
         pool = plan_pool(ep, options, out, settings) if stage != "crawl" else None
@@ -159,21 +158,21 @@ def xtract_endpoint(
         summary = RunSummary(endpoint=name, metadata_dir=out.root, flow_run_id=run_id, stage=stage)
 
         clock = StageClock()
-        if stage == "xtract" and crawl_id:
-            check_crawl_id(state, crawl_id)
+        # each crawl has its own spools; an extraction reads the crawl it was started for, else the latest
+        cid = crawl_to_extract(state, wanted) if stage == "xtract" else run_id
         if flush_queue and stage != "xtract":
             prune_queues(state.root, keep=1)  # the previous crawl's queue stays for clients still flushing it
         with clock("crawl"):
-            crawled = recorded_crawl(state.crawl_spool) if stage == "xtract" else crawl(
-                ep, state.crawl_spool, endpoint_name=name,
+            crawled = recorded_crawl(state.crawl_spool(cid)) if stage == "xtract" else crawl(
+                ep, state.crawl_spool(cid), endpoint_name=name,
                 queue_path=state.flush_queue(run_id) if flush_queue else None)
         with clock("group"):
-            grouped = group(state.crawl_spool, state.groups_spool, ep.grouper, endpoint_name=name)
+            grouped = group(state.crawl_spool(cid), state.groups_spool(cid), ep.grouper, endpoint_name=name)
         summary.files_crawled, summary.bytes_crawled = crawled.files, crawled.bytes
         summary.dirs_failed, summary.groups = crawled.dirs_failed, grouped.groups
         if stage != "xtract":
-            with open(state.crawl_id, "w", encoding="utf-8") as fh:
-                fh.write(run_id)
+            record_crawl(state, run_id, requested_at())
+            prune_crawls(state, keep=2)
             publish_crawl_status(name, run_id, crawled, grouped.groups)
         if pool is None:
             logger.info(summary.message())
@@ -183,7 +182,7 @@ def xtract_endpoint(
                             settings=settings)
         import_in_background("flows.report.publish")  # pandas' import overlaps the extraction
         with clock("xtract"):
-            counters = xtract(state.groups_spool, out.root, run_id, pool, total_groups=grouped.groups,
+            counters = xtract(state.groups_spool(cid), out.root, run_id, pool, total_groups=grouped.groups,
                               endpoint_name=name, batch_size=options.batch_size, limit_s=options.time_limit_s,
                               retry_failed=options.retry_failed, follow_symlinks=ep.follow_symlinks)
         with clock("sink"):
@@ -212,16 +211,10 @@ def xtract_endpoint(
         return Completed(message=summary.message(), data=summary.as_dict())
 
 
-def check_crawl_id(state: EndpointState, crawl_id: str) -> None:
-    """The endpoint's spools must still hold ``crawl_id``'s crawl: extracting a newer one instead would mix runs."""
-    try:
-        with open(state.crawl_id, encoding="utf-8") as fh:
-            held = fh.read().strip()
-    except FileNotFoundError:
-        raise ConfigurationError(f"no crawl of this endpoint is recorded in {state.root}: crawl it first") from None
-    if held != str(crawl_id):
-        raise ConfigurationError(f"the endpoint's spool holds crawl {held}, not {crawl_id}: a newer crawl replaced "
-                                 f"it; extract {held} or crawl again")
+def requested_at() -> float:
+    """When this run was asked for (its scheduled start): orders crawls of one endpoint by request, not by lock."""
+    when = flow_run.scheduled_start_time
+    return when.timestamp() if when is not None else time.time()
 
 
 def counters_view(counters: dict[str, Any]) -> dict[str, Any]:

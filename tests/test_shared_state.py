@@ -158,3 +158,25 @@ def test_old_flush_queues_are_pruned_but_the_newest(tmp_path):
         paths.append(q.path)
     assert sorted(prune_queues(str(tmp_path), keep=1)) == paths[:2]
     assert os.path.exists(paths[2]) and not os.path.exists(paths[0])
+
+
+def test_crawls_are_ordered_by_request_not_by_who_ran_last(tmp_path):
+    from tasks.store.endpoint_crawls import crawl_to_extract, latest_crawl, prune_crawls, record_crawl
+
+    state = MetadataDir.of(str(tmp_path / "out")).endpoint("ep-1")
+    with pytest.raises(ConfigurationError, match="crawl it first"):
+        crawl_to_extract(state, None)
+    for cid in ("c1", "c2", "c3"):
+        os.makedirs(state.crawl_dir(cid))
+        open(state.groups_spool(cid), "w").close()
+    assert record_crawl(state, "c2", 200.0)
+    assert not record_crawl(state, "c1", 100.0)  # requested earlier, ran later: not the latest
+    assert latest_crawl(state) == ("c2", 200.0) and crawl_to_extract(state, None) == "c2"
+    assert crawl_to_extract(state, "c1") == "c1"  # an extraction started for c1 reads c1
+    for i, cid in enumerate(("c2", "c1", "c3")):
+        os.utime(state.crawl_dir(cid), (1_700_000_000 + i, 1_700_000_000 + i))
+    assert prune_crawls(state, keep=2) == []  # c2 is the latest: never pruned; c1, c3 are the newest two
+    os.utime(state.crawl_dir("c1"), (1_600_000_000, 1_600_000_000))
+    assert prune_crawls(state, keep=1) == ["c1"]
+    with pytest.raises(ConfigurationError, match="gone"):
+        crawl_to_extract(state, "c1")

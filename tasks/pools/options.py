@@ -59,6 +59,8 @@ class ExtractionOptions(BaseModel):
     memory_limit_mb: int | None = Field(default=4096, ge=64, description="Memory cap of each local worker.")
     transfer_timeout_s: float = Field(default=3600.0, gt=0, description="How long a staging or offload transfer "
                                       "may take before it is cancelled.")
+    lock_timeout_s: float = Field(default=600.0, ge=0, description="How long to wait while another run writes the "
+                                  "same metadata directory (its state lock) before failing with the holder's name.")
     retry_failed: bool = Field(default=True, description="Extract again the groups that failed in an earlier run "
                                "(off: keep their error records until the files change).")
     dask_address: str | None = Field(default=None, description="Scheduler of an existing Dask cluster "

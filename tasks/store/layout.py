@@ -112,25 +112,38 @@ class MetadataDir:
 
 @dataclass(frozen=True)
 class EndpointState:
-    """``OUT/.xtract/endpoints/<identity>/``: what one endpoint's runs keep between stages."""
+    """``OUT/.xtract/endpoints/<identity>/``: what one endpoint's runs keep between stages.
+
+    Each crawl keeps its own spools (``crawls/<crawl id>/``), so an extraction reads exactly
+    the crawl it was started for, even when another crawl of the endpoint ran in between.
+    """
 
     root: str
 
-    @property
-    def crawl_spool(self) -> str:
-        return os.path.join(self.root, "crawl.parquet")
+    def crawl_dir(self, crawl_id: str) -> str:
+        return os.path.join(self.root, "crawls", _safe_id(crawl_id))
 
     @property
-    def groups_spool(self) -> str:
-        return os.path.join(self.root, "groups.parquet")
+    def crawls(self) -> str:
+        return os.path.join(self.root, "crawls")
+
+    def crawl_spool(self, crawl_id: str) -> str:
+        return os.path.join(self.crawl_dir(crawl_id), "crawl.parquet")
+
+    def groups_spool(self, crawl_id: str) -> str:
+        return os.path.join(self.crawl_dir(crawl_id), "groups.parquet")
 
     @property
     def crawl_id(self) -> str:
-        """A text file naming the flow run whose crawl the spools hold."""
+        """A text file naming the endpoint's latest crawl (the one an extraction without a crawl id reads)."""
         return os.path.join(self.root, "crawl-id")
 
     def flush_queue(self, crawl_id: str) -> str:
         """The flush queue of one crawl (tasks/store/flush_queue.py)."""
-        if not crawl_id or "/" in crawl_id or crawl_id.startswith("."):
-            raise ValueError(f"not a crawl id: {crawl_id!r}")
-        return os.path.join(self.root, f"flush-{crawl_id}.sqlite")
+        return os.path.join(self.root, f"flush-{_safe_id(crawl_id)}.sqlite")
+
+
+def _safe_id(crawl_id: str) -> str:
+    if not crawl_id or "/" in crawl_id or crawl_id.startswith("."):
+        raise ValueError(f"not a crawl id: {crawl_id!r}")
+    return crawl_id
