@@ -170,6 +170,7 @@ def xtract_endpoint(
             grouped = group(state.crawl_spool(cid), state.groups_spool(cid), ep.grouper, endpoint_name=name)
         summary.files_crawled, summary.bytes_crawled = crawled.files, crawled.bytes
         summary.dirs_failed, summary.groups = crawled.dirs_failed, grouped.groups
+        summary.files_excluded = getattr(crawled, "excluded", 0)
         if stage != "xtract":
             record_crawl(state, run_id, requested_at())
             prune_crawls(state, keep=2)

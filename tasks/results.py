@@ -40,6 +40,7 @@ class RunSummary:
     files_crawled: int = 0
     bytes_crawled: int = 0
     dirs_failed: int = 0
+    files_excluded: int = 0  # skipped by exclude globs, or lying in the metadata directory
     groups: int = 0
     extracted: int = 0
     failed: int = 0
@@ -61,8 +62,8 @@ class RunSummary:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         if self.stage == "crawl":  # the seed's crawl(): no extraction figures
-            keep = ("endpoint", "stage", "files_crawled", "bytes_crawled", "dirs_failed", "groups", "metadata_dir",
-                    "flow_run_id")
+            keep = ("endpoint", "stage", "files_crawled", "bytes_crawled", "dirs_failed", "files_excluded", "groups",
+                    "metadata_dir", "flow_run_id")
             return {k: data[k] for k in keep}
         for optional in ("search", "offload_path"):
             if data[optional] is None:

@@ -225,8 +225,8 @@ def run(args: argparse.Namespace) -> int:
     summary: dict[str, Any] = state.result()
     print_summary(summary, display)
     if args.json:
-        keys = ("files_crawled", "bytes_crawled", "dirs_failed", "groups", "extracted", "failed", "unknown",
-                "skipped", "metadata_dir", "flow_run_id", "seconds", "stage_seconds")
+        keys = ("files_crawled", "bytes_crawled", "dirs_failed", "files_excluded", "groups", "extracted", "failed",
+                "unknown", "skipped", "metadata_dir", "flow_run_id", "seconds", "stage_seconds")
         print(json.dumps({k: summary[k] for k in keys}))
     restarts = server.restarts if server is not None else 0
     dropped = publish_failures()
