@@ -343,10 +343,6 @@ def xtract(groups_spool: str, out_dir: str, run_id: str, spec: PoolSpec, *, tota
     layout = MetadataDir.of(out_dir)
     os.makedirs(layout.groups, exist_ok=True)
     remove_partial_files(layout.groups)  # left by a killed run; no writer is running now
-    workers = spec.resolved_workers()
-    # >= 8 batches per worker: the last batches finish close together (the tail costs at most ~1/8 of a
-    # worker's share), while 200 groups per call keeps Prefect/IPC cost per batch, not per file.
-    size = batch_size or max(1, min(200, total_groups // (workers * 8) or 1))
     counters = XtractCounters(groups_total=total_groups)
     reporter = ProgressReporter(endpoint_name, total_groups)
     sync_search = SyncWhileRunning(out_dir)  # most indexing overlaps extraction
@@ -357,6 +353,10 @@ def xtract(groups_spool: str, out_dir: str, run_id: str, spec: PoolSpec, *, tota
 
     state = StateStore(layout.state, endpoint_name)
     pool = open_pool(spec)
+    workers = pool.capacity()  # an existing cluster has as many slots as it has, not as many as this machine
+    # >= 8 batches per worker: the last batches finish close together (the tail costs at most ~1/8 of a
+    # worker's share), while 200 groups per call keeps Prefect/IPC cost per batch, not per file.
+    size = batch_size or max(1, min(200, total_groups // (workers * 8) or 1))
     try:
         # Creating one file per group is ~10% of a worker's time (measured, bench/RESULTS.md): with a
         # core to spare, the flow process writes the documents while the workers extract the next batch.

@@ -58,6 +58,10 @@ class ExtractionPool:
     def _start(self) -> Executor:
         raise NotImplementedError
 
+    def capacity(self) -> int:
+        """How many batches the engine runs at once (the xtract stage sizes batches and in-flight work by it)."""
+        return self.spec.resolved_workers()
+
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         return self.executor.submit(fn, *args, **kwargs)
 
@@ -103,6 +107,9 @@ class WrappingPool(ExtractionPool):
     def __init__(self, inner: ExtractionPool) -> None:  # no executor of its own: never calls super()
         self.inner = inner
         self.spec = inner.spec
+
+    def capacity(self) -> int:
+        return self.inner.capacity()
 
     def kill(self) -> None:
         self.inner.kill()

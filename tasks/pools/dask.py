@@ -55,6 +55,15 @@ class DaskPool(ExtractionPool):
                 self.client = Client(self.cluster)
         return self.client.get_executor(pure=False)
 
+    def capacity(self) -> int:
+        """The cluster's task slots (threads of every worker); an existing cluster is not sized by --workers."""
+        try:
+            workers = self.client.scheduler_info().get("workers", {})
+            slots = sum(int(w.get("nthreads", 1)) for w in workers.values())
+        except Exception:  # noqa: BLE001 - a scheduler that does not answer: the configured figure
+            slots = 0
+        return slots or self.spec.resolved_workers()
+
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         if fn.__name__ == "run_batch":
             kwargs["out_dir"] = None  # documents travel back: workers may not share our disk
