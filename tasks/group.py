@@ -1,7 +1,9 @@
 """Group stage: turn the crawl spool into groups, each with a provisional extractor.
 
 Grouping works one directory at a time (the crawl spool keeps a directory's files
-together), so memory is bounded by the largest directory, not the repository.
+together), so memory is bounded by the largest directory, not the repository. Zarr
+stores are the exception: a store spans directories, so its rows are held aside and
+each store is written as one group at the end (tasks/group_zarr.py, bounded per store).
 The extractor chosen here comes from the extension alone (no I/O); workers confirm
 or correct it from the file's content when the extension is silent or ambiguous.
 """
