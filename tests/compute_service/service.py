@@ -81,6 +81,7 @@ class TaskRecord:
     endpoint_id: str  # the endpoint the user submitted to
     user_endpoint_id: str  # where it was routed
     payload_bytes: int
+    payload: str = ""  # the SDK's packed arguments, for tests that look for a task by what it carries
     status: str = "waiting-for-ep"
     result: Result | None = None
     completed_at: float | None = None
@@ -422,7 +423,8 @@ class ComputeService:
                 tid = str(uuid.uuid4())
                 body = messagepack.pack(Task(task_id=uuid.UUID(tid), task_buffer=code + payload))
                 with self.lock:
-                    self.tasks[tid] = TaskRecord(tid, fid, tg, endpoint_id, uep_id, len(payload.encode("utf-8")))
+                    self.tasks[tid] = TaskRecord(tid, fid, tg, endpoint_id, uep_id, len(payload.encode("utf-8")),
+                                                 payload)
                     self.task_groups.setdefault(tg, []).append(tid)
                 self._publish(creds["task_queue_info"]["queue"], body, pika.BasicProperties(
                     delivery_mode=2, headers={"function_uuid": fid, "task_uuid": tid,
