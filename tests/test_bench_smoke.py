@@ -116,3 +116,11 @@ def test_scale_bench_contract():
     res = run_bench("scale.py", "--files", "60", "--latency", "0.01", "--workers", "1", "2", timeout=600)
     assert res["files"] == 60 and res["workers"] == [1, 2]
     assert set(res["xtract_s"]) == {"1", "2"} and res["efficiency_at_2"] > 0
+
+
+@pytest.mark.slow
+def test_lost_server_bench_contract(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"} | {"TMPDIR": str(tmp_path)}
+    res = run_bench("lost_server.py", "--files", "300", "--repeat", "1", env=env, timeout=900)
+    assert res["files"] == 300 and res["alive_groups_per_s"] > 0 and res["lost_groups_per_s"] > 0
+    assert res["lost_rc"] == [3]
