@@ -104,6 +104,10 @@ class MetadataDir:
             raise ValueError(f"not an endpoint key: {key!r}")
         return EndpointState(os.path.join(self.state, "endpoints", key))
 
+    def shard(self, number: int) -> MetadataDir:
+        """The metadata directory of one shard of a sharded run (tasks/shards.py), inside this one's state."""
+        return MetadataDir(os.path.join(self.state, "shards", f"shard-{number:03d}"))
+
     def contains(self, path: str) -> bool:
         """Whether ``path`` lies inside this metadata directory (then a crawl must not list it)."""
         target = normalized(path)
