@@ -92,26 +92,29 @@ PROBE_TIMEOUT_S = 2.0
 _suspect = threading.Event()
 
 
-def _unreachable(exc: BaseException) -> bool:
+def unreachable_api_error(exc: BaseException) -> bool:
     """An error (anywhere in its chain) that says the API did not answer at all."""
+    import httpx  # Prefect's HTTP client: imported with prefect already
+
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if type(cur).__module__.startswith(("httpx", "httpcore")) or isinstance(cur, (ConnectionError, TimeoutError)):
+        if isinstance(cur, (httpx.TransportError, ConnectionError, TimeoutError)):
             return True
         cur = cur.__cause__ or cur.__context__
     return False
 
 
-def api_answers(timeout_s: float = PROBE_TIMEOUT_S) -> bool:
-    """Whether the Prefect API answers at all now (any HTTP reply counts); False on refusal or timeout."""
+def api_answers(url: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether the Prefect API (``url``, default the configured one) answers at all now (any HTTP reply
+    counts); False on refusal or timeout."""
     import urllib.error
     import urllib.request
 
     from prefect.settings import PREFECT_API_URL
 
-    url = PREFECT_API_URL.value()
+    url = url or PREFECT_API_URL.value()
     if not url:
         return True  # no API configured: nothing to probe (Prefect would start its own)
     try:
@@ -141,7 +144,7 @@ def publish_safely(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         result = fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - status must never fail the run
         _count_failure()
-        if _unreachable(exc):
+        if unreachable_api_error(exc):
             _suspect.set()
         get_run_logger().warning("could not publish artifact: %s", exc)
         return None

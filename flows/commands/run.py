@@ -131,32 +131,6 @@ def own_server_if_needed() -> Any:
     return server
 
 
-def _api_unreachable(exc: BaseException) -> bool:
-    """True for the errors of a Prefect API that went away (connection refused, reset, timed out)."""
-    import httpx
-
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, httpx.TransportError):
-            return True
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return False
-
-
-def api_answers(url: str | None, timeout_s: float = 3.0) -> bool:
-    """Whether the Prefect API at ``url`` answers its health check now."""
-    import urllib.request
-
-    if not url:
-        return False
-    try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=timeout_s) as resp:  # noqa: S310
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
 def exit_without_prefect_drain(code: int, server: Any) -> None:
     """End the process now: Prefect drains its log and event queues at exit with no time limit,
     which against an API that is gone never ends. Everything of ours is already on disk."""
@@ -188,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
 
     from flows.endpoint_flow import xtract_endpoint
     from tasks.pools.options import ExtractionOptions
-    from tasks.status import publish_failures
+    from tasks.status import api_answers, publish_failures, unreachable_api_error
     from xtract_blocks import XtractEndpoint
 
     endpoint = XtractEndpoint(
@@ -213,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 state = xtract_endpoint(endpoint, extraction=options, return_state=True)
     except Exception as exc:
-        if not _api_unreachable(exc):
+        if not unreachable_api_error(exc):
             raise
         print(f"xtract: lost the Prefect API ({type(exc).__name__}: {exc}); the run could not report its status. "
               "What was extracted is journalled in the metadata directory: rerun the same command to finish",
