@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import threading
-import time
 import uuid
+import zipfile
 
 import pandas as pd
 import pytest
 from distributed import KilledWorker
 
+from bench.latency_plugin import write_plugin
+from extractors.registry import reload_registry
 from flows.cli import main as cli_main
 from flows.endpoint_flow import xtract_endpoint
 from tasks.pools.base import PoolSpec
@@ -111,45 +112,43 @@ def test_dask_cli_flag_reaches_the_cluster(tmp_path, dask_pool, capsys):
 
 @pytest.mark.slow
 def test_dask_faults_dead_worker_and_batch_that_never_returns(tmp_path, dask_pool):
-    """A worker that dies fails its task with KilledWorker and the cluster recovers; a file that blocks
-    forever in a worker thread (no SIGALRM there) is caught by the run's deadline, the busy worker is
-    restarted, the group is retried once and then recorded as a timeout."""
+    """A worker that dies fails its task with KilledWorker and the cluster recovers; a file whose extraction
+    never returns (an extractor stuck in a worker thread, where SIGALRM cannot reach) is caught by the run's
+    deadline, the busy worker is restarted, the group is retried once and then recorded as a timeout."""
     fut = dask_pool.submit(os._exit, 1)
     with pytest.raises(KilledWorker):
         fut.result(timeout=120)
 
+    # an installed extractor plugin (a zip on the workers' path, also for workers started later) that waits
+    # an hour per file: what a read from a hung network file system looks like to the run
+    site = pathlib.Path(write_plugin(str(tmp_path / "site")))
+    module = site / "xtract_latency.py"
+    module.write_text(module.read_text().replace('"0.05"', '"3600"'))
+    bundle = tmp_path / "xtract_latency_stuck.zip"
+    with zipfile.ZipFile(bundle, "w") as zf:
+        for path in site.rglob("*"):
+            zf.write(path, path.relative_to(site).as_posix())
+    dask_pool.client.upload_file(str(bundle))
+    dask_pool.client.run(reload_registry)
+
     ok = write_csv(tmp_path / "ok.csv")
-    fifo = tmp_path / "stuck.csv"
-    os.mkfifo(fifo)
-    held: list[int] = []
+    stuck = tmp_path / "stuck.lat"
+    stuck.write_text("waits\n")
 
-    def hold_writer() -> None:  # once a worker blocks opening the FIFO, keep it blocked in read()
-        give_up = time.monotonic() + 60
-        while time.monotonic() < give_up and not held:
-            try:
-                held.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-            except OSError:
-                time.sleep(0.05)
-
-    def group(path: pathlib.Path, gid: str) -> dict:
+    def group(path: pathlib.Path, gid: str, ext: str) -> dict:
         st = path.stat()
         return {"group_id": gid, "fingerprint": gid, "endpoint": "t", "extractor": None,
-                "files": [{"path": str(path), "size": st.st_size, "mtime": st.st_mtime, "extension": "csv",
+                "files": [{"path": str(path), "size": st.st_size, "mtime": st.st_mtime, "extension": ext,
                            "mime": None, "extractor": None}]}
 
     out = tmp_path / "out"
     (out / "groups").mkdir(parents=True)
     state = StateStore(str(out / ".xtract"))
-    writer = threading.Thread(target=hold_writer, daemon=True)
-    writer.start()
     try:
         run = ExtractionRun(dask_pool, state, "run", str(out), limit_s=1.0, max_retries=1, grace_s=2.0, poll_s=0.2)
-        counters = run.run(make_batches(iter([group(ok, "ok"), group(fifo, "stuck")]), max_groups=1),
-                           max_in_flight=2)
+        counters = run.run(make_batches(iter([group(ok, "ok", "csv"), group(stuck, "stuck", "lat")]),
+                                        max_groups=1), max_in_flight=2)
     finally:
-        writer.join(timeout=5)
-        for fd in held:
-            os.close(fd)
         state.close()
     docs = {p.stem: json.loads(p.read_text()) for p in (out / "groups").glob("*.json")}
     assert docs["ok"]["errors"] == [] and docs["ok"]["metadata"]["tabular"]["rows"] == 3
