@@ -29,8 +29,10 @@ def env(tmp_path, subprocess_env) -> dict[str, str]:
 
 
 def start_run(data: pathlib.Path, out: pathlib.Path, address: str, env: dict[str, str]) -> subprocess.Popen:
+    """A run whose batches are due within 20 s (a batch of a lost scheduler is noticed at its deadline)."""
     return subprocess.Popen([sys.executable, "-m", "flows.cli", "run", str(data), "-o", str(out), "--executor",
-                             "dask", "--dask-address", address, "--batch-size", "10", "--json", "--quiet"],
+                             "dask", "--dask-address", address, "--batch-size", "10", "--time-limit", "20",
+                             "--json", "--quiet"],
                             env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

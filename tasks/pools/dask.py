@@ -105,7 +105,20 @@ class DaskPool(ExtractionPool):
             logging.getLogger(__name__).warning("could not restart Dask workers %s: %s", busy, exc)
 
     def _scheduler_gone(self) -> bool:
-        return getattr(self.client, "status", "running") not in ("running", "connecting", "newly-created")
+        """The client gave up on its scheduler, or (an existing cluster) the scheduler's port refuses connections."""
+        if getattr(self.client, "status", "running") not in ("running", "connecting", "newly-created"):
+            return True
+        if not self.spec.dask_address:
+            return False
+        import socket
+        from urllib.parse import urlsplit
+
+        where = urlsplit(self.spec.dask_address)
+        try:
+            with socket.create_connection((where.hostname or "127.0.0.1", where.port or 8786), timeout=2):
+                return False
+        except OSError:
+            return True
 
     def _lost(self, exc: BaseException) -> ComputeError:
         where = self.spec.dask_address or "of the LocalCluster"
