@@ -100,14 +100,15 @@ class ShardRun:
 
 
 def last_activity(metadata_dir: str) -> float:
-    """The newest modification under a shard's metadata directory: a running shard writes as batches finish."""
+    """When a shard last showed progress: its journal (and WAL) commit as batches finish and its groups directory
+    gains files. A few stats, not a walk of a tree that may hold millions of documents."""
+    out = MetadataDir(metadata_dir)
     newest = 0.0
-    for root, _, names in os.walk(metadata_dir):
-        for name in [".", *names]:
-            try:
-                newest = max(newest, os.stat(os.path.join(root, name)).st_mtime)
-            except OSError:
-                pass
+    for path in (out.journal, f"{out.journal}-wal", out.groups, out.state):
+        try:
+            newest = max(newest, os.stat(path).st_mtime)
+        except OSError:
+            pass
     return newest
 
 

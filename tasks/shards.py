@@ -16,6 +16,7 @@ import os
 import shutil
 from dataclasses import dataclass
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -51,36 +52,33 @@ def split_crawl(crawl_spool: str, spools: list[str]) -> list[tuple[int, int]]:
 
     total = pq.ParquetFile(crawl_spool).metadata.num_rows
     target = max(1, -(-total // len(spools)))
-    counts = [0 for _ in spools]
-    k, rows_in_k, last_dir = 0, 0, None
+    sizes = [[0, 0] for _ in spools]  # files, bytes per slice
+    k, last_dir = 0, None
     writer = SpoolWriter(spools[0], CRAWL_SCHEMA)
+
+    def put(piece: pa.RecordBatch) -> None:
+        writer.write_batch(piece)
+        sizes[k][0] += piece.num_rows
+        sizes[k][1] += int(pc.sum(piece.column("size")).as_py() or 0) if piece.num_rows else 0
+
     try:
         for batch in iter_spool_batches(crawl_spool):
             dirs = pc.replace_substring_regex(batch.column("path"), r"/[^/]*$", "").to_pylist()
             start = 0
             for i, d in enumerate(dirs):
-                if rows_in_k >= target and d != last_dir and k + 1 < len(spools):
-                    writer.write_batch(batch.slice(start, i - start))
+                if sizes[k][0] + i - start >= target and d != last_dir and k + 1 < len(spools):
+                    put(batch.slice(start, i - start))
                     writer.close()
-                    k, rows_in_k, start = k + 1, 0, i
+                    k, start = k + 1, i
                     writer = SpoolWriter(spools[k], CRAWL_SCHEMA)
-                rows_in_k += 1
                 last_dir = d
-                counts[k] += 1
-            writer.write_batch(batch.slice(start))
+            put(batch.slice(start))
     finally:
         writer.close()
     for j in range(k + 1, len(spools)):  # an empty spool for each slice the directories did not reach
         with SpoolWriter(spools[j], CRAWL_SCHEMA):
             pass
-    return [(files, _spool_bytes(path)) for files, path in zip(counts, spools, strict=True)]
-
-
-def _spool_bytes(path: str) -> int:
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path, columns=["size"])
-    return int(pc.sum(table.column("size")).as_py() or 0) if table.num_rows else 0
+    return [(files, nbytes) for files, nbytes in sizes]
 
 
 def _replace_part(dataset_path: str, part: str, source: str) -> int:

@@ -16,6 +16,7 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import zarr
 
 from extractors.registry import default_registry
 from tasks.crawl import crawl_to_spool
@@ -23,9 +24,6 @@ from tasks.group import _VECTOR_KEYS, GROUPERS, _group_columnar, _group_rows, gr
 from tasks.habitats.local_crawl import LocalCrawler
 from tasks.store.records import CRAWL_SCHEMA, SpoolWriter
 from tests.helpers import check_contract, write_csv
-
-zarr = pytest.importorskip("zarr")
-np = pytest.importorskip("numpy")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
