@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, get_type_hints
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed
+from prefect.states import Completed, Failed, State
 
 from flows.client_forms import BlockSelector
 from flows.client_status import FLUSH_QUEUE_TAG, crawl_of_tags
@@ -28,6 +28,7 @@ from tasks.containers import register_containers
 from tasks.crawl import crawl, recorded_crawl
 from tasks.group import group
 from tasks.habitats import RunNeeds, validate_endpoint
+from tasks.observers import notify
 from tasks.offload import OffloadOptions, offload
 from tasks.pools.options import ExtractionOptions
 from tasks.pools.plan import load_compute_settings, plan_pool
@@ -35,7 +36,7 @@ from tasks.pools.process import start_worker_server
 from tasks.results import RunSummary
 from tasks.search_index import search_ingest, update_search_index
 from tasks.sink import sink
-from tasks.status import publish_crawl_status, publish_summary
+from tasks.status import publish_crawl_status, publish_summary, settle_status
 from tasks.store.endpoint_crawls import crawl_to_extract, prune_crawls, record_crawl
 from tasks.store.flush_queue import prune_queues
 from tasks.store.layout import MetadataDir
@@ -131,7 +132,6 @@ def xtract_endpoint(
     ``crawl:<id>`` (stage 'xtract' extracts that crawl's own spools, whatever crawled since).
     """
     started = time.perf_counter()
-    logger = get_run_logger()
     options = extraction or ExtractionOptions()
     dest = offload_to or OffloadOptions()
     ep = resolve_endpoint(endpoint, dirs=dirs, grouper=grouper)
@@ -176,8 +176,7 @@ def xtract_endpoint(
             prune_crawls(state, keep=2)
             publish_crawl_status(name, run_id, crawled, grouped.groups)
         if pool is None:
-            logger.info(summary.message())
-            return Completed(message=summary.message(), data=summary.as_dict())
+            return finished(name, summary)
 
         register_containers(grouped.by_extractor, pool.kind, endpoint_name=name, compute=pool.compute,
                             settings=settings)
@@ -208,8 +207,20 @@ def xtract_endpoint(
         summary.seconds = round(time.perf_counter() - started, 3)
         summary.stage_seconds = clock.seconds
         publish_summary(name, summary, sunk.by_extractor)
-        logger.info(summary.message())
-        return Completed(message=summary.message(), data=summary.as_dict())
+        return finished(name, summary)
+
+
+def finished(name: str, summary: RunSummary) -> State:
+    """The run's Completed state, after telling in-process observers its summary and checking the API.
+
+    The summary goes to observers first because the engine's final state proposal is where a
+    lost API shows: the CLI can then still print what was done. ``settle_status`` makes that
+    proposal fail within seconds when the API is gone (instead of a minute of client retries).
+    """
+    get_run_logger().info(summary.message())
+    notify("run", name, "end", summary=summary.as_dict())
+    settle_status(name)
+    return Completed(message=summary.message(), data=summary.as_dict())
 
 
 def requested_at() -> float:

@@ -97,6 +97,20 @@ class OwnedServer:
             time.sleep(0.1)
         raise RuntimeError(f"the Prefect server did not answer within {timeout_s:.0f}s")
 
+    def wait_back(self, timeout_s: float = STARTUP_TIMEOUT_S) -> bool:
+        """After a death, wait (at most ``timeout_s``) until the restarted server answers; True when it does.
+
+        A run's last state updates then land in the restarted server instead of failing.
+        """
+        deadline = time.monotonic() + timeout_s
+        while not self._stopping.is_set():
+            if self.healthy(timeout_s=1.0):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        return False
+
     def _watch(self) -> None:
         """Start the server again when it dies before the run is done with it."""
         while not self._stopping.wait(self.poll_s):

@@ -36,8 +36,13 @@ CONSOLE_LOG_ENV = "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"
 
 
 def quiet_prefect_console(level: str = "WARNING") -> None:
-    """Keep Prefect's INFO lines off the terminal; call before Prefect is imported. A user's setting wins."""
+    """Keep Prefect's INFO lines off the terminal; call before Prefect is imported. A user's setting wins.
+
+    Also keeps off its log worker's "Error logging to API" lines (printed only while
+    ``logging.raiseExceptions`` is set): ``xtract run`` reports a lost API itself, once.
+    """
     os.environ.setdefault(CONSOLE_LOG_ENV, level)
+    logging.raiseExceptions = False
 
 
 @dataclass
@@ -109,6 +114,8 @@ class ProgressModel:
 
     def apply(self, ev: StageEvent) -> EndpointProgress:
         with self.lock:
+            if ev.stage not in ("crawl", "xtract"):  # run- and API-level events are no stage of the view
+                return self.endpoints.get(ev.endpoint) or EndpointProgress(ev.endpoint)
             ep = self.endpoints.setdefault(ev.endpoint, EndpointProgress(ev.endpoint))
             if ev.stage == "crawl":
                 ep.stage = "crawl"
@@ -256,6 +263,27 @@ class _ToConsole(logging.Handler):
             self.handleError(record)
 
 
+_muted = threading.Event()
+
+
+def mute_prefect_console() -> None:
+    """No more of Prefect's console lines in this process, and no printed log-delivery errors.
+
+    Called once the Prefect API is known gone: each of Prefect's services (events, log
+    delivery, the engine's last state proposal) then reports the lost connection, some with
+    tracebacks, while ``xtract run`` says it once. The API handlers are untouched.
+    """
+    _muted.set()
+    logging.raiseExceptions = False  # Prefect's log worker prints its failures only when this is set
+    loggers = [logging.getLogger(), *(lg for lg in logging.root.manager.loggerDict.values()
+                                     if isinstance(lg, logging.Logger))]
+    for lg in loggers:
+        for h in lg.handlers:
+            to_terminal = isinstance(h, logging.StreamHandler) and h.stream in (sys.stderr, sys.stdout)
+            if to_terminal or isinstance(h, _ToConsole):
+                h.setLevel(logging.CRITICAL + 1)
+
+
 @contextmanager
 def _prefect_console_into(console: Console) -> Iterator[None]:
     """While the live view is up, root-logger console output goes through it (levels restored after)."""
@@ -270,7 +298,7 @@ def _prefect_console_into(console: Console) -> Iterator[None]:
     finally:
         root.removeHandler(ours)
         for h, level in muted:
-            h.setLevel(level)
+            h.setLevel(logging.CRITICAL + 1 if _muted.is_set() else level)
 
 
 Display = PlainProgress | RichProgress

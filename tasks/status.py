@@ -126,6 +126,69 @@ def api_answers(url: str | None = None, timeout_s: float = PROBE_TIMEOUT_S) -> b
         return False
 
 
+#: Seconds the end-of-run probe waits for an answer: a refused connection fails at once, a busy server gets time.
+SETTLE_PROBE_TIMEOUT_S = 5.0
+#: Set once an outage was reported (cleared when the API answers again): one warning per outage, not per update.
+_reported = threading.Event()
+
+
+def note_unreachable() -> None:
+    """The API did not answer a probe: later publishes probe first; said once per outage.
+
+    In-process observers get an ``api``/``progress`` event (``xtract run`` then keeps Prefect's
+    own reports of the lost connection, one per service and retry, off the terminal and says it
+    once at the end); the run's log gets one warning.
+    """
+    _suspect.set()
+    if _reported.is_set():
+        return
+    _reported.set()
+    notify("api", "", "progress", reachable=False)
+    get_run_logger().warning("the Prefect API does not answer: status updates are skipped while it is away; "
+                             "the extraction goes on")
+
+
+def _note_answering() -> None:
+    _suspect.clear()
+    _reported.clear()
+
+
+def stop_api_retries() -> None:
+    """Every later Prefect API request of this process gets one attempt, and logs stay local.
+
+    Prefect's client retries a failed request 5 times, 2 to 32 s apart (about a minute per
+    request, more with jitter), reading ``PREFECT_CLIENT_MAX_RETRIES`` at each attempt. Once the
+    API is known gone that only delays the end of the run: the flow engine's final state
+    proposal would wait out the full schedule before failing anyway. Both the settings this
+    thread sees and the process-wide ones (read by Prefect's service threads) are changed.
+    """
+    from prefect import context
+    from prefect.settings import get_current_settings
+
+    for settings in {id(s): s for s in (get_current_settings(), context.GLOBAL_SETTINGS_CONTEXT.settings)}.values():
+        settings.client.max_retries = 0
+        settings.logging.to_api.enabled = False
+
+
+def settle_status(slug: str) -> bool:
+    """At a run's end, before the engine proposes its final state: True when the API answers.
+
+    When it does not (a server gone mid-run and still away), the run's status is lost
+    whatever happens next: this says so once (an observer event ``api``/``end`` for the CLI,
+    a warning in the run's log for everyone else), counts it, and stops the client's
+    retries so the final state proposal fails within seconds instead of minutes.
+    """
+    if api_answers(timeout_s=SETTLE_PROBE_TIMEOUT_S):
+        return True
+    _suspect.set()
+    _count_failure()
+    notify("api", slug, "end", reachable=False)
+    stop_api_retries()
+    get_run_logger().warning("the Prefect API does not answer: the final state of this run cannot be reported "
+                             "(its metadata is complete)")
+    return False
+
+
 def publish_safely(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Publish one artifact; a failure is logged and counted, never raised.
 
@@ -136,17 +199,18 @@ def publish_safely(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     if _suspect.is_set():
         if not api_answers():
             _count_failure()
-            get_run_logger().warning("Prefect API not answering: artifact not published")
+            note_unreachable()
             return None
-        _suspect.clear()
+        _note_answering()
     started = time.monotonic()
     try:
         result = fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - status must never fail the run
         _count_failure()
         if unreachable_api_error(exc):
-            _suspect.set()
-        get_run_logger().warning("could not publish artifact: %s", exc)
+            note_unreachable()
+        else:
+            get_run_logger().warning("could not publish artifact: %s", exc)
         return None
     if time.monotonic() - started > SUSPECT_AFTER_S:
         _suspect.set()
@@ -171,6 +235,7 @@ class BackgroundPublisher:
         self._busy = False
         self._busy_since = 0.0
         self._closed = False
+        self._probing = False
         self._thread = threading.Thread(target=self._loop, daemon=True, name=name)
         self._thread.start()
 
@@ -181,6 +246,10 @@ class BackgroundPublisher:
                 return
             if self._busy and time.monotonic() - self._busy_since > SUSPECT_AFTER_S:
                 _suspect.set()  # the API has kept this thread for a while: other publishers probe first
+                if not self._probing:  # is it slow or gone? asked on a thread of its own, never the caller's
+                    self._probing = True
+                    threading.Thread(target=self._context.copy().run, args=(self._probe,), daemon=True,
+                                     name=f"{self._thread.name}-probe").start()
             self._pending = job  # one still queued is superseded: the newer update carries its figures
             self._cond.notify()
 
@@ -202,6 +271,23 @@ class BackgroundPublisher:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _probe(self) -> None:
+        """While this thread's request hangs in the client's retries, find out whether the API is gone."""
+        try:
+            if not api_answers():
+                note_unreachable()
+        finally:
+            with self._cond:
+                self._probing = False
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait at most ``timeout_s`` for everything queued to be sent; True when it was."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while (self._pending is not None or self._busy) and time.monotonic() < deadline:
+                self._cond.wait(max(0.0, deadline - time.monotonic()))
+            return self._pending is None and not self._busy
 
     def close(self, timeout_s: float = 10.0) -> bool:
         """Send what is queued, waiting at most ``timeout_s``; False (and counted) when it could not finish."""
@@ -285,13 +371,25 @@ class ProgressReporter:
         self._publisher.submit(lambda: self._send(pct, description, snapshot))
 
     def finish(self, counters: XtractCounters, *, timeout_s: float = 10.0) -> None:
-        """The final figures and counter table, then stop: waits at most ``timeout_s`` for the API."""
+        """The final figures and counter table, then stop: waits at most ``timeout_s`` for the API.
+
+        A publisher still busy after a second is asked about first: when the API does not
+        answer a probe, its thread is in the client's retries against a server that is gone,
+        and waiting the rest of ``timeout_s`` would change nothing.
+        """
         self._last_table = float("-inf")  # the final table is always published
         self(counters)
         notify("xtract", self.slug, "end", **counters.as_dict())
-        if not self._publisher.close(timeout_s):
+        started = time.monotonic()
+        done = self._publisher.wait_idle(min(1.0, timeout_s))
+        if not done:
+            if api_answers():
+                done = self._publisher.wait_idle(max(0.0, timeout_s - (time.monotonic() - started)))
+            else:
+                note_unreachable()
+        if not self._publisher.close(0.0) and not _reported.is_set():  # nothing comes after the final figures
             get_run_logger().warning("the Prefect API did not take the final progress of %s within %.0fs: "
-                                     "status not reported", self.slug, timeout_s)
+                                     "status not reported", self.slug, time.monotonic() - started)
 
 
 def counter_rows(counters: XtractCounters) -> list[dict[str, Any]]:

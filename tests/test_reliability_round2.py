@@ -7,14 +7,19 @@ server an ``xtract run`` starts for itself.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
+import urllib.request
 import uuid
+from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -395,6 +400,74 @@ def test_a_server_killed_mid_run_costs_the_metadata_nothing(tmp_path, xtract_bin
     idx = check_contract(out, expected_files=60)
     assert set(idx["status"]) == {"ok"}
     assert isinstance(pd.read_parquet(out / "index.parquet"), pd.DataFrame)
+
+
+@contextlib.contextmanager
+def external_server(home: pathlib.Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A ``prefect server start`` of the test's own (its own session, PREFECT_HOME in tmp): (process, API URL)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api"
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_API_KEY")}
+    env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+                "PREFECT_SERVER_UI_ENABLED": "false"})
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "server.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                                 str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    return True
+            except OSError:
+                return False
+
+        assert wait_for(answers, 120, proc), (home / "server.log").read_text()[-3000:]  # DESIGN.md: up to ~20 s
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@pytest.mark.slow
+def test_an_external_server_lost_mid_run_ends_the_run_seconds_after_the_extraction(tmp_path, xtract_bin,
+                                                                                  subprocess_env):
+    """PREFECT_API_URL set by the user, its server killed mid-run and never back: no minutes of client retries."""
+    plugin_dir = install_plugin(tmp_path / "plugin")
+    data = tmp_path / "data"
+    slow_tree(data)
+    out = tmp_path / "out"
+    with external_server(tmp_path / "prefect-home") as (server, url):
+        env = {**subprocess_env, "PREFECT_API_URL": url, "PYTHONPATH": f"{REPO}{os.pathsep}{plugin_dir}"}
+        cmd = [*xtract_bin, "run", str(data), "-o", str(out), "--workers", "2", "--batch-size", "2", "--json", "-q"]
+        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            assert wait_for(lambda: journalled(out) >= 4, 240, proc), proc.communicate()
+            os.killpg(server.pid, signal.SIGKILL)  # the server and its children: gone for good
+            server.wait(10)
+            killed = time.monotonic()
+            outs, err = proc.communicate(timeout=300)
+            took = time.monotonic() - killed
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 3, err
+    warnings = [line for line in err.splitlines() if line.startswith("xtract: warning:")]
+    assert len(warnings) == 1 and "status could not be reported" in warnings[0], err
+    assert "the metadata is complete" in warnings[0]
+    assert "Traceback" not in err and "Error logging to API" not in err, err
+    # 56 groups of 0.3 s on 2 workers remain at the kill (~9 s); the run then ends in seconds, not Prefect's
+    # minute and a half of retries of its final state
+    assert took < 45, took
+    summary = json.loads(outs.strip().splitlines()[-1])
+    assert summary["extracted"] == 60
+    idx = check_contract(out, expected_files=60)
+    assert set(idx["status"]) == {"ok"}
 
 
 # -- 4. resource bounds in flow runs (the UI, deployments) -------------------------------------------

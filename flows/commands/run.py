@@ -141,13 +141,48 @@ def exit_without_prefect_drain(code: int, server: Any) -> None:
     os._exit(code)
 
 
+class RunEnd:
+    """Listens to the run: keeps its summary, and keeps Prefect's console quiet once the API is gone.
+
+    The summary arrives before the engine proposes the run's final state, which is the step
+    a lost API breaks: with it the CLI still prints what was done. Called on the flow's thread
+    (``run`` events) or a status thread (``api`` events).
+    """
+
+    def __init__(self, server: Any, *, verbose: bool) -> None:
+        self.server = server
+        self.verbose = verbose
+        self.summary: dict[str, Any] | None = None
+
+    def __call__(self, event: Any) -> None:
+        if event.stage == "run" and event.phase == "end":
+            self.summary = event.data.get("summary")
+            if self.server is not None and (self.server.restarts or not self.server.healthy()):
+                self.server.wait_back()  # deliberately blocking: our restarted server then takes the final state
+        elif event.stage == "api" and not event.data.get("reachable", True) and not self.verbose:
+            from flows.progress import mute_prefect_console
+
+            mute_prefect_console()  # Prefect's services would each report the lost connection; we say it once
+
+
+def print_outcome(summary: dict[str, Any], display: Any, as_json: bool) -> None:
+    """The summary (a table or lines) and, with --json, the JSON line last on stdout."""
+    from flows.progress import print_summary
+
+    print_summary(summary, display)
+    if as_json:
+        keys = ("files_crawled", "bytes_crawled", "dirs_failed", "files_excluded", "groups", "extracted", "failed",
+                "unknown", "skipped", "metadata_dir", "flow_run_id", "seconds", "stage_seconds")
+        print(json.dumps({k: summary.get(k) for k in keys}))
+
+
 def run(args: argparse.Namespace) -> int:
     check_args(args)
     if args.executor == "local":
         from tasks.pools.process import start_worker_server
 
         start_worker_server()  # the workers' imports run beside Prefect's, on the other core
-    from flows.progress import make_display, print_summary, quiet_prefect_console
+    from flows.progress import make_display, quiet_prefect_console
 
     if not args.verbose:
         quiet_prefect_console()  # before flows.endpoint_flow imports prefect and configures its logging
@@ -161,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.endpoint_flow import xtract_endpoint
+    from tasks.observers import observing
     from tasks.pools.options import ExtractionOptions
     from tasks.status import api_answers, publish_failures, unreachable_api_error
     from xtract_blocks import XtractEndpoint
@@ -174,8 +210,9 @@ def run(args: argparse.Namespace) -> int:
     # progress on stdout; with --json it goes to stderr so stdout stays for the summary and the JSON line
     display = None if args.quiet else make_display(sys.stderr if args.json else sys.stdout)
     settings = temporary_settings(updates={PREFECT_API_URL: api}) if api else contextlib.nullcontext()
+    ended = RunEnd(server, verbose=args.verbose)
     try:
-        with settings, display.running() if display else contextlib.nullcontext():
+        with settings, observing(ended), display.running() if display else contextlib.nullcontext():
             options = ExtractionOptions(executor=args.executor, workers=args.workers, batch_size=args.batch_size,
                                         time_limit_s=args.time_limit, dask_address=args.dask_address,
                                         retry_failed=args.retry_failed, lock_timeout_s=args.lock_timeout)
@@ -189,19 +226,21 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:
         if not unreachable_api_error(exc):
             raise
-        print(f"xtract: lost the Prefect API ({type(exc).__name__}: {exc}); the run could not report its status. "
-              "What was extracted is journalled in the metadata directory: rerun the same command to finish",
-              file=sys.stderr)
+        if ended.summary is None:
+            print(f"xtract: lost the Prefect API ({type(exc).__name__}: {exc}); the run could not report its "
+                  "status. What was extracted is journalled in the metadata directory: rerun the same command to "
+                  "finish", file=sys.stderr)
+        else:  # the work is done; only the run's final state (and part of its progress) never reached the API
+            print_outcome(ended.summary, display, args.json)
+            print(f"xtract: warning: lost the Prefect API at {api or PREFECT_API_URL.value()} during the run; the "
+                  "metadata is complete, but the run's status could not be reported (the Prefect UI shows it "
+                  "unfinished)", file=sys.stderr)
         exit_without_prefect_drain(EXIT_STATUS_UNREPORTED, server)
     if not state.is_completed():
         print(f"xtract: run {state.name.lower()}: {state.message}", file=sys.stderr)
         return 1
     summary: dict[str, Any] = state.result()
-    print_summary(summary, display)
-    if args.json:
-        keys = ("files_crawled", "bytes_crawled", "dirs_failed", "files_excluded", "groups", "extracted", "failed",
-                "unknown", "skipped", "metadata_dir", "flow_run_id", "seconds", "stage_seconds")
-        print(json.dumps({k: summary[k] for k in keys}))
+    print_outcome(summary, display, args.json)
     restarts = server.restarts if server is not None else 0
     dropped = publish_failures()
     if restarts or dropped:
