@@ -154,7 +154,11 @@ def _restat(f: dict[str, Any], *, follow_symlinks: bool = False) -> tuple[dict[s
 
     The path is opened with O_NOFOLLOW (unless the run follows symlinks) and checked with
     fstat on that descriptor: a file replaced by a symlink after the crawl is refused, not
-    read through the link, and a FIFO or directory put in its place is not a file.
+    read through the link, and a FIFO or directory put in its place is not a file. With the
+    crawl's ``inode`` (local crawls record it) a path that now names another file (one
+    renamed over it) is refused too; a file that merely grew keeps its path's inode and is
+    described as it is now. ``expect_size`` (set by staging: the listing's size of a copied
+    remote file) must match exactly: a copy of another size is not the file the listing saw.
     """
     flags = _CHECK_FLAGS if not follow_symlinks else _CHECK_FLAGS & ~getattr(os, "O_NOFOLLOW", 0)
     try:
@@ -171,6 +175,14 @@ def _restat(f: dict[str, Any], *, follow_symlinks: bool = False) -> tuple[dict[s
         os.close(fd)
     if not stat.S_ISREG(st.st_mode):
         return f, ChangedAfterCrawl(errno.EINVAL, "changed after the crawl: no longer a regular file")
+    inode = f.get("inode")
+    if inode is not None and st.st_ino != inode:
+        return f, ChangedAfterCrawl(f"changed after the crawl: the path now names another file (inode {st.st_ino}, "
+                                    f"the crawl saw {inode})")
+    expected = f.get("expect_size")
+    if expected is not None and st.st_size != expected:
+        return f, ChangedAfterCrawl(f"changed after the crawl: {f['path']} has {st.st_size} bytes here, the listing "
+                                    f"said {expected}")
     if st.st_size != f["size"] or st.st_mtime != f["mtime"]:
         f = {**f, "size": st.st_size, "mtime": st.st_mtime}
     return f, None

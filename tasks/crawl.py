@@ -55,7 +55,8 @@ def crawl_to_spool(crawler: Crawler, dirs: list[str], spool_path: str, *, batch_
             # a second thread here only fights the walk for the GIL (measured: 0.30 s vs 0.36 s at 100k).
             ep = getattr(crawler, "endpoint_id", "local")
             for cols in columns(dirs, batch_size=batch_size):
-                batch, dropped, size = keep.batch(crawl_batch(*cols, ep))
+                paths, sizes, mtimes, modes, *inodes = cols  # inodes: crawlers that record them
+                batch, dropped, size = keep.batch(crawl_batch(paths, sizes, mtimes, modes, ep, *inodes))
                 _drop(crawler.status, dropped, size)
                 spool.write_batch(batch)
                 if tee is not None and batch.num_rows:

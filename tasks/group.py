@@ -26,7 +26,7 @@ from extractors.zarr_store import ZARR, zarr_group_key
 from tasks.group_zarr import HOLD_FILES, StoreHold, store_parts, store_ranges
 from tasks.results import Grouped
 from tasks.store.arrow_columns import column, string_scalar, strings
-from tasks.store.records import GROUP_SCHEMA, SpoolWriter, iter_spool, iter_spool_batches
+from tasks.store.records import GROUP_SCHEMA, SpoolWriter, inode_column, iter_spool, iter_spool_batches
 
 Row = dict[str, Any]
 GrouperFn = Callable[[list[Row]], list[list[Row]]]
@@ -228,11 +228,11 @@ def _group_batch(rb: pa.RecordBatch, gids: list[str], fps: list[str], mimes: pa.
     out = pa.record_batch([
         strings(gids), strings(fps),
         rb.column("path"), rb.column("size"), rb.column("mtime"), rb.column("extension"),
-        mimes, names, rb.column("endpoint"),
+        mimes, names, rb.column("endpoint"), inode_column(rb),
     ], schema=GROUP_SCHEMA)
     if order is not None:  # group members together, groups in order of first appearance
         take = column(order, pa.int64())
-        out = pa.record_batch([out.column(0), out.column(1)] + [out.column(i).take(take) for i in range(2, 9)],
+        out = pa.record_batch([out.column(0), out.column(1)] + [out.column(i).take(take) for i in range(2, 10)],
                               schema=GROUP_SCHEMA)
     return out
 
@@ -362,7 +362,7 @@ def _group_rows(crawl_spool: str, groups_spool: str, grouper_fn: GrouperFn, regi
             for key, value in (("group_id", gid), ("fingerprint", fp), ("path", r["path"]),
                                ("size", r["size"]), ("mtime", r["mtime"]), ("extension", r["extension"]),
                                ("mime", r["_mime"]), ("extractor", r["_extractor"]),
-                               ("endpoint", r["endpoint"])):
+                               ("endpoint", r["endpoint"]), ("inode", r.get("inode"))):
                 cols[key].append(value)
 
     def size_of(r: Row) -> int:
@@ -394,16 +394,17 @@ def iter_groups(groups_spool: str) -> Iterator[dict[str, Any]]:
     """Groups back from the spool as the plain dicts workers take."""
     current: dict[str, Any] | None = None
     for cols in iter_spool(groups_spool):
-        for gid, fp, path, size, mtime, ext, mime, ex, ep in zip(
+        inodes = cols.get("inode") or [None] * len(cols["path"])  # none in a spool from before inodes
+        for gid, fp, path, size, mtime, ext, mime, ex, ep, ino in zip(
             cols["group_id"], cols["fingerprint"], cols["path"], cols["size"], cols["mtime"],
-            cols["extension"], cols["mime"], cols["extractor"], cols["endpoint"], strict=True,
+            cols["extension"], cols["mime"], cols["extractor"], cols["endpoint"], inodes, strict=True,
         ):
             if current is None or current["group_id"] != gid:
                 if current is not None:
                     yield current
                 current = {"group_id": gid, "fingerprint": fp, "endpoint": ep, "extractor": ex, "files": []}
             current["files"].append({"path": path, "size": size, "mtime": mtime, "extension": ext, "mime": mime,
-                                     "extractor": ex})
+                                     "extractor": ex, "inode": ino})
     if current is not None:
         yield current
 

@@ -24,7 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.sink import remove_stray_group_files
 from tasks.store import dataset
 from tasks.store.layout import MetadataDir
-from tasks.store.records import CRAWL_SCHEMA, SpoolWriter, iter_spool_batches
+from tasks.store.records import SpoolWriter, iter_spool_batches
 
 
 @dataclass
@@ -50,11 +50,13 @@ def split_crawl(crawl_spool: str, spools: list[str]) -> list[tuple[int, int]]:
     """
     import pyarrow.parquet as pq
 
-    total = pq.ParquetFile(crawl_spool).metadata.num_rows
+    source = pq.ParquetFile(crawl_spool)
+    total = source.metadata.num_rows
+    schema = source.schema_arrow  # a spool from before the crawl recorded inodes keeps its columns
     target = max(1, -(-total // len(spools)))
     sizes = [[0, 0] for _ in spools]  # files, bytes per slice
     k, last_dir = 0, None
-    writer = SpoolWriter(spools[0], CRAWL_SCHEMA)
+    writer = SpoolWriter(spools[0], schema)
 
     def put(piece: pa.RecordBatch) -> None:
         writer.write_batch(piece)
@@ -70,13 +72,13 @@ def split_crawl(crawl_spool: str, spools: list[str]) -> list[tuple[int, int]]:
                     put(batch.slice(start, i - start))
                     writer.close()
                     k, start = k + 1, i
-                    writer = SpoolWriter(spools[k], CRAWL_SCHEMA)
+                    writer = SpoolWriter(spools[k], schema)
                 last_dir = d
             put(batch.slice(start))
     finally:
         writer.close()
     for j in range(k + 1, len(spools)):  # an empty spool for each slice the directories did not reach
-        with SpoolWriter(spools[j], CRAWL_SCHEMA):
+        with SpoolWriter(spools[j], schema):
             pass
     return [(files, nbytes) for files, nbytes in sizes]
 

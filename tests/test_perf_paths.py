@@ -101,9 +101,9 @@ def test_crawl_spool_has_every_file_once_with_its_facts(tmp_path):
     status = crawl_to_spool(LocalCrawler("ep"), [str(tmp_path / "t")], spool, batch_size=3)
     rows = [r for cols in iter_spool(spool) for r in zip(*cols.values(), strict=True)]
     assert status.files == n == len(rows) == len({r[0] for r in rows})
-    for path, size, mtime, ext, ep, perm in rows:
+    for path, size, mtime, ext, ep, perm, inode in rows:
         st = os.stat(path)
-        assert (size, mtime, ext, ep) == (st.st_size, st.st_mtime, split_extension(path), "ep")
+        assert (size, mtime, ext, ep, inode) == (st.st_size, st.st_mtime, split_extension(path), "ep", st.st_ino)
         assert perm.startswith("-r")
     dirs = [os.path.dirname(r[0]) for r in rows]  # a directory's files stay together
     assert dirs == sorted(dirs, key=dirs.index)

@@ -47,10 +47,12 @@ def plugin(tmp_path):
 
 
 def extract_once(root: pathlib.Path, out: pathlib.Path, *, limit_s: float, retry_failed: bool = True,
-                 memory_mb: int | None = 1024, between=None) -> tuple[ExtractionRun, dict]:
+                 memory_mb: int | None = 1024, between=None, after_crawl=None) -> tuple[ExtractionRun, dict]:
     """One run of crawl -> group -> extract -> index, as the flow does it, with retry_failed chosen."""
     layout = MetadataDir.of(str(out))
     crawl_to_spool(LocalCrawler(), [str(root)], layout.crawl_spool)
+    if after_crawl is not None:
+        after_crawl(layout.crawl_spool)
     group_spool(layout.crawl_spool, layout.groups_spool, "file_is_group")
     if between is not None:
         between()
@@ -118,6 +120,93 @@ def test_a_file_replaced_by_a_symlink_after_the_crawl_is_not_read_through_it(tmp
     assert idx.loc[str(other), "status"] == "ok"
     for g in (out / "groups").glob("*.json"):
         assert "SECRET-LINE" not in g.read_text()
+
+
+def test_a_file_renamed_over_after_the_crawl_is_an_error_record_a_grown_one_is_described(tmp_path):
+    """Same path, same size and mtime, another file (a rename over it): only the crawl's inode tells."""
+    data = tmp_path / "data"
+    victim = write_csv(data / "table.csv")
+    grown = write_csv(data / "grown.csv")
+    other = write_csv(data / "plain.csv")
+    seen = victim.stat()
+
+    def swap() -> None:
+        replacement = tmp_path / "replacement.csv"
+        replacement.write_bytes(victim.read_bytes())
+        os.utime(replacement, ns=(seen.st_atime_ns, seen.st_mtime_ns))
+        os.replace(replacement, victim)  # what an editor's or a sync tool's atomic save does
+        with open(grown, "a") as fh:  # the same file, appended to: extracted as it is now
+            fh.write("7,8,9\n")
+
+    out = tmp_path / "out"
+    _, res = extract_once(data, out, limit_s=10, between=swap)
+    assert (victim.stat().st_size, victim.stat().st_mtime_ns) == (seen.st_size, seen.st_mtime_ns)
+    idx = check_contract(out, expected_files=3).set_index("path")
+    assert idx.loc[str(victim), "status"] == "error"
+    assert "changed after the crawl: the path now names another file" in idx.loc[str(victim), "error"]
+    assert idx.loc[str(grown), "status"] == "ok" and idx.loc[str(grown), "size"] == grown.stat().st_size
+    assert idx.loc[str(other), "status"] == "ok"
+
+
+def test_a_crawl_spool_from_before_inodes_still_extracts_without_the_check(tmp_path):
+    """An old spool (no inode column, as crawls wrote it before) groups and extracts; no inode, no inode check."""
+    import pyarrow.parquet as pq
+
+    data = tmp_path / "data"
+    victim = write_csv(data / "table.csv")
+    write_csv(data / "plain.csv")
+
+    def legacy(spool: str) -> None:
+        table = pq.read_table(spool)
+        assert table.column("inode").null_count == 0  # this crawl recorded them
+        pq.write_table(table.drop_columns(["inode"]), spool)
+
+    def swap() -> None:
+        replacement = tmp_path / "replacement.csv"
+        replacement.write_bytes(victim.read_bytes())
+        os.replace(replacement, victim)
+
+    out = tmp_path / "out"
+    _, res = extract_once(data, out, limit_s=10, after_crawl=legacy, between=swap)
+    groups = list(iter_groups(MetadataDir.of(str(out)).groups_spool))
+    assert {f["inode"] for g in groups for f in g["files"]} == {None}
+    idx = check_contract(out, expected_files=2)
+    assert set(idx["status"]) == {"ok"}
+
+
+def test_a_staged_remote_file_of_another_size_than_listed_is_an_error_record_naming_it(tmp_path):
+    """Fetch staging (https, fsspec, habitat plugins): the copy must have the listing's size."""
+    from extractors.batch import run_batch
+    from tasks.habitats.download import Fetched, FetchStagingConfig
+    from tasks.pools.fetch_staging import FetchStagingPool
+
+    listed = b"a,b\n1,2\n"
+    remote = {"mem://repo/same.csv": listed, "mem://repo/grew.csv": listed + b"3,4\n"}  # grew after the listing
+
+    class Fetcher:
+        def fetch(self, path: str, local: str, *, mtime: float | None = None, on_bytes=None) -> Fetched:
+            with open(local, "wb") as fh:
+                fh.write(remote[path])
+            return Fetched(path, local, bytes=len(remote[path]))
+
+    groups = [{"group_id": f"g{i}", "fingerprint": "f", "endpoint": "mem", "extractor": "tabular",
+               "files": [{"path": path, "size": len(listed), "mtime": 1.7e9, "extension": "csv", "mime": "text/csv",
+                          "extractor": "tabular", "inode": 12345}]}  # an inode from the listing's side: not checked
+              for i, path in enumerate(remote)]
+    config = FetchStagingConfig(habitat="mem", staging_dir=str(tmp_path / "staging"), fetcher_for=lambda r: Fetcher())
+    pool = FetchStagingPool(ProcessPool(PoolSpec(workers=1)), config)
+    try:
+        results = pool.submit(run_batch, groups, out_dir=None, limit_s=30).result(timeout=300)
+    finally:
+        pool.close()
+    outcome = {f["path"]: f for res in results for f in res["files"]}
+    assert outcome["mem://repo/same.csv"]["status"] == "ok"
+    grew = outcome["mem://repo/grew.csv"]
+    assert grew["status"] == "error"
+    assert grew["error"] == ("ChangedAfterCrawl: changed after the crawl: mem://repo/grew.csv has 12 bytes here, "
+                             "the listing said 8"), grew["error"]
+    doc = next(res["doc"] for res in results if res["group_id"] == "g1")
+    assert doc["errors"][0]["path"] == "mem://repo/grew.csv"
 
 
 # -- 9. a memory-cap kill says so -----------------------------------------------------------------

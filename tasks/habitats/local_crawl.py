@@ -22,8 +22,7 @@ from xtract_blocks.roots import distinct_roots
 HELPER_AFTER_FILES = 5_000
 #: ...and has at least this many directories pending to share with it.
 HELPER_MIN_PENDING_DIRS = 4
-Columns = tuple[list[str], list[int], list[float], list[int]]
-
+Columns = tuple[list[str], list[int], list[float], list[int], list[int]]
 
 
 class LocalCrawler:
@@ -45,7 +44,7 @@ class LocalCrawler:
         self.status = CrawlStatus()
 
     def iter_columns(self, dirs: list[str], *, batch_size: int = 10_000) -> Iterator[Columns]:
-        """(paths, sizes, mtimes, modes) column lists; a directory's files are never split.
+        """(paths, sizes, mtimes, modes, inodes) column lists; a directory's files are never split.
 
         Once the walk has shown the tree is large (HELPER_AFTER_FILES files, several
         directories pending), every other pending directory goes to a helper walker
@@ -61,6 +60,7 @@ class LocalCrawler:
         sizes: list[int] = []
         mtimes: list[float] = []
         modes: list[int] = []
+        inodes: list[int] = []
         stack: list[str] = []
         helper: HelperWalker | None = None
         roots, _covered = distinct_roots(dirs)  # a root given twice or inside another is crawled once
@@ -75,11 +75,12 @@ class LocalCrawler:
                 sizes.append(s.st_size)
                 mtimes.append(s.st_mtime)
                 modes.append(s.st_mode)
+                inodes.append(s.st_ino)
             else:
                 stack.append(root)
         try:
             while stack:
-                subdirs = walk_one(stack.pop(), follow, seen, paths, sizes, mtimes, modes, counters)
+                subdirs = walk_one(stack.pop(), follow, seen, paths, sizes, mtimes, modes, inodes, counters)
                 if subdirs:
                     stack.extend(subdirs)
                 st.dirs_pending = len(stack)
@@ -91,10 +92,10 @@ class LocalCrawler:
                 if helper is not None and helper.ready():
                     yield from self._account(helper.next_batches())
                 if len(paths) >= batch_size:
-                    yield self._account_one((paths, sizes, mtimes, modes))
-                    paths, sizes, mtimes, modes = [], [], [], []
+                    yield self._account_one((paths, sizes, mtimes, modes, inodes))
+                    paths, sizes, mtimes, modes, inodes = [], [], [], [], []
             if paths:
-                yield self._account_one((paths, sizes, mtimes, modes))
+                yield self._account_one((paths, sizes, mtimes, modes, inodes))
             if helper is not None:
                 yield from self._account(helper.drain())
                 counters.merge(helper.counters)
@@ -119,8 +120,8 @@ class LocalCrawler:
 
     def iter_record_batches(self, dirs: list[str], *, batch_size: int = 10_000) -> Iterator[pa.RecordBatch]:
         """CRAWL_SCHEMA record batches: what ``crawl_to_spool`` writes, with no per-file objects."""
-        for paths, sizes, mtimes, modes in self.iter_columns(dirs, batch_size=batch_size):
-            yield crawl_batch(paths, sizes, mtimes, modes, self.endpoint_id)
+        for paths, sizes, mtimes, modes, inodes in self.iter_columns(dirs, batch_size=batch_size):
+            yield crawl_batch(paths, sizes, mtimes, modes, self.endpoint_id, inodes)
 
     def iter_batches(self, dirs: list[str], *, batch_size: int = 10_000) -> Iterator[list[FileRecord]]:
         """The Crawler protocol: FileRecord lists (for callers that want records, not columns)."""

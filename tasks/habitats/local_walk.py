@@ -6,7 +6,9 @@ fork of a threaded process) and hand it half of a large tree: on a multi-core
 machine two walkers list and stat in parallel, which is how the crawl keeps up
 with ``find``. Protocol: stdin carries one marshal'd ``(dirs, follow, batch_size)``;
 stdout carries length-prefixed marshal'd messages, ``("batch", paths, sizes,
-mtimes, modes)`` holding whole directories, then ``("end", dirs, symlinks, errors)``.
+mtimes, modes, inodes)`` holding whole directories, then ``("end", dirs, symlinks, errors)``.
+The inode of each file comes with the stat the walk makes anyway: extraction compares it
+with the file it opens, so a file replaced (renamed over) after the crawl is noticed.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def _entry_is(entry: os.DirEntry[str], kind: str, follow: bool) -> bool:
 
 
 def list_dir(fd: int, current: str, follow: bool, paths: list[str], sizes: list[int], mtimes: list[float],
-             modes: list[int], counters: WalkCounters) -> list[str]:
+             modes: list[int], inodes: list[int], counters: WalkCounters) -> list[str]:
     """Append one directory's regular files to the columns; returns its subdirectories.
 
     Comprehensions rather than a loop with per-entry branches: this is the crawl's
@@ -76,6 +78,7 @@ def list_dir(fd: int, current: str, follow: bool, paths: list[str], sizes: list[
     sizes.extend([s.st_size for s in stats])
     mtimes.extend([s.st_mtime for s in stats])
     modes.extend([s.st_mode for s in stats])
+    inodes.extend([s.st_ino for s in stats])
     subdirs: list[str] = []
     if len(files) < len(entries):
         for e in entries:
@@ -89,7 +92,7 @@ def list_dir(fd: int, current: str, follow: bool, paths: list[str], sizes: list[
 
 
 def walk_one(current: str, follow: bool, seen: set[tuple[int, int]] | None, paths: list[str], sizes: list[int],
-             mtimes: list[float], modes: list[int], counters: WalkCounters) -> list[str] | None:
+             mtimes: list[float], modes: list[int], inodes: list[int], counters: WalkCounters) -> list[str] | None:
     """List one directory into the columns; its subdirectories, or None if it was unreadable or seen."""
     try:
         fd = os.open(current, DIR_FLAGS)
@@ -105,9 +108,9 @@ def walk_one(current: str, follow: bool, seen: set[tuple[int, int]] | None, path
             seen.add(key)
         n_before = len(paths)
         try:
-            subdirs = list_dir(fd, current, follow, paths, sizes, mtimes, modes, counters)
+            subdirs = list_dir(fd, current, follow, paths, sizes, mtimes, modes, inodes, counters)
         except OSError as exc:
-            del paths[n_before:], sizes[n_before:], mtimes[n_before:], modes[n_before:]
+            del paths[n_before:], sizes[n_before:], mtimes[n_before:], modes[n_before:], inodes[n_before:]
             counters.add_error(current, exc)
             return None
     finally:
@@ -142,15 +145,16 @@ def main() -> None:
     sizes: list[int] = []
     mtimes: list[float] = []
     modes: list[int] = []
+    inodes: list[int] = []
     while stack:
-        subdirs = walk_one(stack.pop(), follow, seen, paths, sizes, mtimes, modes, counters)
+        subdirs = walk_one(stack.pop(), follow, seen, paths, sizes, mtimes, modes, inodes, counters)
         if subdirs:
             stack.extend(subdirs)
         if len(paths) >= batch_size:
-            _send(out, ("batch", paths, sizes, mtimes, modes))
-            paths, sizes, mtimes, modes = [], [], [], []
+            _send(out, ("batch", paths, sizes, mtimes, modes, inodes))
+            paths, sizes, mtimes, modes, inodes = [], [], [], [], []
     if paths:
-        _send(out, ("batch", paths, sizes, mtimes, modes))
+        _send(out, ("batch", paths, sizes, mtimes, modes, inodes))
     _send(out, ("end", counters.dirs, counters.symlinks_skipped, counters.errors))
     out.flush()
 

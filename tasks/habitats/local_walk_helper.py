@@ -20,7 +20,7 @@ import tasks.habitats.local_walk as walk
 from tasks.habitats.local_walk import WalkCounters, read_message
 from xtract_blocks.errors import CrawlError
 
-Columns = tuple[list[str], list[int], list[float], list[int]]
+Columns = tuple[list[str], list[int], list[float], list[int], list[int]]
 
 
 class HelperWalkerError(CrawlError):
@@ -62,7 +62,7 @@ class HelperWalker:
             return
         if message[0] == "batch":
             self.received += 1
-            yield message[1], message[2], message[3], message[4]
+            yield message[1], message[2], message[3], message[4], message[5]
         else:  # ("end", dirs, symlinks, errors)
             self.finished = True
             self.counters.dirs += message[1]
@@ -79,14 +79,14 @@ class HelperWalker:
         # Nothing arrived from it: walk its directories here (slower, but nothing is lost).
         seen: set[tuple[int, int]] | None = set() if self.follow else None
         stack = list(reversed(self.dirs))
-        cols: Columns = ([], [], [], [])
+        cols: Columns = ([], [], [], [], [])
         while stack:
             subdirs = walk.walk_one(stack.pop(), self.follow, seen, *cols, self.counters)
             if subdirs:
                 stack.extend(subdirs)
             if len(cols[0]) >= self.batch_size:
                 yield cols
-                cols = ([], [], [], [])
+                cols = ([], [], [], [], [])
         if cols[0]:
             yield cols
 

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from tasks.habitats.download import FetchStagingConfig
 from tasks.pools.base import ExtractionPool, WrappingPool
+from tasks.pools.staged import staged_file
 
 
 def unstage(value: Any, pattern: re.Pattern[str], originals: dict[str, str]) -> Any:
@@ -72,7 +73,7 @@ class FetchStagingPool(WrappingPool):
                     os.makedirs(os.path.dirname(local))
                     self._fetcher(f["path"]).fetch(f["path"], local, mtime=f.get("mtime") or None)
                     originals[local] = f["path"]
-                    files.append({**f, "path": local})
+                    files.append(staged_file(f, local))
                 staged.append({**g, "files": files})
             self.batches_staged += 1
             results = self.inner.submit(fn, staged, *args[1:], **{**kwargs, "out_dir": None}).result()

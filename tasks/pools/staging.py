@@ -37,6 +37,7 @@ from typing import Any
 
 from tasks.habitats.globus_transfer import StagingConfig, delete_and_wait, transfer_and_wait
 from tasks.pools.base import ExtractionPool, WrappingPool
+from tasks.pools.staged import staged_file
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ class StagingPool(WrappingPool):
                 for f in g["files"]:
                     copy = batch_root + f["path"]
                     items.append((f["path"], cfg.collection_path(copy), False))
-                    files.append({**f, "path": copy})
+                    files.append(staged_file(f, copy))
                 staged.append({**g, "files": files})
             if not cfg.remote:
                 os.makedirs(batch_root, exist_ok=True)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-_NUMERIC = {pa.int64(): np.int64, pa.float64(): np.float64}
+_NUMERIC = {pa.int64(): np.int64, pa.float64(): np.float64, pa.uint64(): np.uint64}
 _INT32_MAX = 2**31 - 1
 
 

@@ -29,6 +29,8 @@ class FileRecord(NamedTuple):
     extension: str
     endpoint: str
     permissions: str | None = None
+    #: the inode the crawl saw (local crawls); extraction refuses a path that now names another file
+    inode: int | None = None
 
 
 CRAWL_SCHEMA = pa.schema(
@@ -39,6 +41,7 @@ CRAWL_SCHEMA = pa.schema(
         ("extension", pa.string()),
         ("endpoint", pa.string()),
         ("permissions", pa.string()),
+        ("inode", pa.uint64()),
     ]
 )
 
@@ -53,6 +56,7 @@ GROUP_SCHEMA = pa.schema(
         ("mime", pa.string()),
         ("extractor", pa.string()),
         ("endpoint", pa.string()),
+        ("inode", pa.uint64()),
     ]
 )
 
@@ -86,8 +90,11 @@ def permission_strings(modes: pa.Array) -> pa.Array:
 
 
 def crawl_batch(paths: list[str], sizes: list[int], mtimes: list[float], modes: list[int],
-                endpoint: str) -> pa.RecordBatch:
-    """A CRAWL_SCHEMA record batch from a crawler's column lists (extension and permissions derived here)."""
+                endpoint: str, inodes: list[int] | None = None) -> pa.RecordBatch:
+    """A CRAWL_SCHEMA record batch from a crawler's column lists (extension and permissions derived here).
+
+    ``inodes``: what the crawl's stat said (None: a crawler that cannot know, the column is null).
+    """
     try:
         path_arr = strings(paths)
     except UnicodeEncodeError:  # names that are not UTF-8: stored as text, see extractors/fspath.py
@@ -99,7 +106,15 @@ def crawl_batch(paths: list[str], sizes: list[int], mtimes: list[float], modes: 
         path_extensions(path_arr),
         pa.repeat(string_scalar(endpoint), len(paths)),
         permission_strings(column(modes, pa.int64())),
+        pa.nulls(len(paths), pa.uint64()) if inodes is None else column(inodes, pa.uint64()),
     ], schema=CRAWL_SCHEMA)
+
+
+def inode_column(batch: pa.RecordBatch) -> pa.Array:
+    """A spool batch's inodes; nulls for a spool written before the crawl recorded them (no check then)."""
+    if "inode" in batch.schema.names:
+        return batch.column("inode")
+    return pa.nulls(batch.num_rows, pa.uint64())
 
 
 class SpoolWriter:
