@@ -140,9 +140,12 @@ class SpoolWriter:
             self.rows += batch.num_rows
 
     def write_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Rows as tuples in schema order; trailing columns they lack are null (a plugin crawler's
+        6-field rows from before the ``inode`` column)."""
         rows = list(rows)
         if rows:
             cols = list(zip(*rows, strict=True))
+            cols += [(None,) * len(rows)] * (len(self.schema.names) - len(cols))
             self.write_columns({name: list(col) for name, col in zip(self.schema.names, cols, strict=True)})
 
     def close(self) -> None:
