@@ -37,6 +37,7 @@ from collections.abc import Iterator
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tasks.store import fastjson  # noqa: E402
 from tasks.store.facts import FactColumns, FactSegments, doc_facts  # noqa: E402
 from tasks.store.search import Prepared, SearchIndex, SyncStats  # noqa: E402
 from tasks.store.search_text import file_text  # noqa: E402
@@ -98,7 +99,7 @@ def prepare(lines: list[str]) -> Prepared:
     """The helper thread's half, as in the flow: parse documents, make rows, text and facts."""
     p = Prepared()
     for line in lines:
-        row, md = json.loads(line)
+        row, md = fastjson.loads(line)
         p.reindex.append((row[1], "fp", "bench", True))
         p.add_group(row[1], {"metadata": md}, [tuple(row)])
     p.encoded = p.payload()
@@ -122,7 +123,7 @@ def prepare_facts(lines: list[str]) -> tuple[list, list, FactColumns, set[str]]:
     facts = FactColumns()
     reindex = []
     for line in lines:
-        row, md = json.loads(line)
+        row, md = fastjson.loads(line)
         reindex.append((row[1], "fp", "bench", True))
         doc_facts({"metadata": md}, row[1], [row[0]], facts)
     return reindex, [], facts, set(facts.group_id)

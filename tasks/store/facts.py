@@ -22,7 +22,6 @@ text does, and the search index is what must be quick to build (bench/search.py)
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -33,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from tasks.store import fastjson
 from tasks.store.dataset import WHOLE
 from tasks.store.journal import StateStore
 from tasks.store.sync_merge import Reindex, chunked, merge, pipelined
@@ -137,8 +137,7 @@ def doc_facts(doc: dict[str, Any] | None, group_id: str, paths: list[str], out: 
 
 def _load(path: str) -> dict[str, Any] | None:
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
+        doc = fastjson.load_file(path)
     except (OSError, ValueError):  # a missing or broken group file has no facts; the search pass reports it
         return None
     return doc if isinstance(doc, dict) else None

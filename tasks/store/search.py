@@ -24,7 +24,6 @@ FTS5 insert of the same text.
 from __future__ import annotations
 
 import heapq
-import json
 import os
 import re
 import sqlite3
@@ -34,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tasks.store import fastjson
 from tasks.store.facts import FactSegments
 from tasks.store.journal import StateStore
 from tasks.store.layout import MetadataDir
@@ -42,8 +42,18 @@ from tasks.store.sync_merge import APPLY_EVERY, BULK_CHUNK, Reindex, chunked, me
 from xtract_blocks.errors import IndexMissing, QuerySyntaxError, SearchError
 
 #: Rows per transaction while building into an empty index: each commit makes FTS5 flush a segment
-#: it must merge later, so a first build commits rarely (a crash loses at most this much work).
-BULK_COMMIT_ROWS = 20_000
+#: it must merge later and costs the file syncs, so a first build commits rarely (a crash loses at most
+#: this much work).
+BULK_COMMIT_ROWS = 100_000
+#: Database page size of a new index file, and FTS5's leaf size to match. FTS5 leaves of 8 KB halve the
+#: leaf records a build writes and merges (bench/search.py, 200k records: ~8 % of the FTS insert).
+PAGE_SIZE = 8192
+FTS_LEAF_BYTES = 8100
+#: FTS5 merges segments 4 at a time by default: every posting is rewritten once per level, ~5 levels at
+#: 1M documents. A first build merges 16 at a time (fewer levels: ~20 % less FTS insert work at 200k
+#: records, the same segments a query reads within a few), then the default again for later syncs.
+BULK_AUTOMERGE = 16
+DEFAULT_AUTOMERGE = 4
 #: Most matches a query ranks by bm25; broader queries rank the newest ones (latency stays bounded).
 RANK_WINDOW = 1_000
 
@@ -134,9 +144,8 @@ class Prepared:
         """The rows, and their (path, keys, text), as two JSON arrays made off the writing thread: SQLite
         inserts each with one statement (``json_each``), so the writer holds the GIL for microseconds per
         chunk instead of once per row while the preparing thread wants it."""
-        return (json.dumps(self.rows, ensure_ascii=False),
-                json.dumps([(row[0], *text) for row, text in zip(self.rows, self.texts, strict=True)],
-                           ensure_ascii=False))
+        return (fastjson.dumps(self.rows),
+                fastjson.dumps([(row[0], *text) for row, text in zip(self.rows, self.texts, strict=True)]))
 
     def add_group(self, gid: str, doc: dict[str, Any] | None, rows: list[tuple[Any, ...]]) -> None:
         """A group's document and its file rows (path, group_id, size, mtime, extension, mime, extractor, status,
@@ -175,6 +184,7 @@ class SearchIndex:
         #: Whether the last query matched more rows than were ranked (see RANK_WINDOW).
         self.last_windowed = False
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
+        self.db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file only (before WAL creates it)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA cache_size=-32000")  # 32 MB: B-tree inserts of a build stay in memory
@@ -254,14 +264,21 @@ class SearchIndex:
             self.db.execute("PRAGMA journal_mode=DELETE")
         except sqlite3.OperationalError:  # a reader has it open: stay in WAL
             pass
+        self._fts_config("automerge", BULK_AUTOMERGE)
+        if self.db.execute("PRAGMA page_size").fetchone()[0] >= PAGE_SIZE:  # an index file made before: 4 KB
+            self._fts_config("pgsz", FTS_LEAF_BYTES)
         self._fresh = True
         return True
+
+    def _fts_config(self, name: str, value: int) -> None:
+        self.db.execute("INSERT INTO fts(fts, rank) VALUES (?, ?)", (name, value))
 
     def end_bulk(self) -> None:
         if self.db.in_transaction:
             self.db.commit()
         self._fresh = False
         self._uncommitted = 0
+        self._fts_config("automerge", DEFAULT_AUTOMERGE)
         self._create_doc_indexes()
         self.db.execute("PRAGMA journal_mode=WAL")
 
@@ -283,7 +300,7 @@ class SearchIndex:
                     self._drop_group(gid)
             stats.files_indexed += self.insert_rows(p.rows, p.texts, p.encoded)
             self.db.execute("INSERT INTO groups SELECT value->>0, value->>1, value->>2 FROM json_each(?)",
-                            (json.dumps([(gid, fp, rid) for gid, fp, rid, _ in p.reindex]),))
+                            (fastjson.dumps([(gid, fp, rid) for gid, fp, rid, _ in p.reindex]),))
         except BaseException:
             self.db.rollback()
             raise
@@ -463,8 +480,7 @@ def _read_groups(state: StateStore, groups_dir: str, reindex: Reindex, drop: lis
         files.setdefault(row[1], []).append(row)
     for gid, _, _, _ in reindex:
         try:
-            with open(os.path.join(groups_dir, f"{gid}.json"), encoding="utf-8") as fh:
-                doc = json.load(fh)
+            doc = fastjson.load_file(os.path.join(groups_dir, f"{gid}.json"))
         except FileNotFoundError:
             doc = None
             p.missing += 1

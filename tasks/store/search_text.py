@@ -17,8 +17,9 @@ MAX_VALUE_CHARS = 500
 
 
 # -- documents -> text ----------------------------------------------------------
-#: Leaves whose text is plain ``str(value)`` (bool is not: it is written lower-case).
-_PLAIN_LEAVES = frozenset({str, int, float})
+#: Types of a list whose items are all plain values (one piece for the list), and of a list of strings.
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_STR_ONLY = frozenset({str})
 
 
 def _scalar(value: Any) -> str:
@@ -31,24 +32,44 @@ def flatten(value: Any, keys: dict[str, None], parts: list[str], key: str = "", 
 
     The leaf's own key precedes its value so a phrase query "name tas" finds a
     variable named tas (netCDF variables are lists of {"name": ...} records).
+    Exact types are tested first: parsed JSON has no subclasses, and this walk is a third of
+    a first search build's Python time (tests/test_perf_paths.py holds it to the plain recursion).
     """
     if budget <= 0:
         return budget
-    if isinstance(value, dict):
+    kind = type(value)
+    if kind is dict or (kind is not list and isinstance(value, dict)):
         for k, v in value.items():
-            k = str(k)
+            if type(k) is not str:
+                k = str(k)
             keys.setdefault(k, None)
-            if type(v) in _PLAIN_LEAVES:  # most values: inlined, a call per leaf was most of flatten's time
+            t = type(v)
+            if t is str:  # most values: inlined, a call per leaf was most of flatten's time
+                piece = f"{k} {v[:MAX_VALUE_CHARS]}" if k else v[:MAX_VALUE_CHARS]
+            elif t is int or t is float:
                 piece = f"{k} {str(v)[:MAX_VALUE_CHARS]}" if k else str(v)[:MAX_VALUE_CHARS]
-                parts.append(piece)
-                budget -= len(piece) + 1
-            elif v is not None:
+            elif v is None:
+                continue
+            else:
                 budget = flatten(v, keys, parts, k, budget)
+                if budget <= 0:
+                    break
+                continue
+            parts.append(piece)
+            budget -= len(piece) + 1
             if budget <= 0:
                 break
-    elif isinstance(value, list):
+    elif kind is list or isinstance(value, list):
         items = value[:MAX_LIST_ITEMS]
-        if items and all(not isinstance(v, dict | list) for v in items):
+        types = set(map(type, items))
+        if types and types <= _SCALAR_TYPES:  # a list of plain values: one piece
+            if types == _STR_ONLY:
+                piece = " ".join([key, *[v[:MAX_VALUE_CHARS] for v in items]]).strip()
+            else:
+                piece = " ".join([key, *[_scalar(v) for v in items if v is not None]]).strip()
+            parts.append(piece)
+            budget -= len(piece) + 1
+        elif items and all(not isinstance(v, dict | list) for v in items):
             piece = " ".join([key, *(_scalar(v) for v in items if v is not None)]).strip()
             parts.append(piece)
             budget -= len(piece) + 1
