@@ -222,3 +222,29 @@ def test_bulk_indexing_replaces_moved_files_and_never_reuses_an_id(tmp_path) -> 
         assert index.db.execute("SELECT group_id, id > ? FROM docs", (ids[-1],)).fetchall() == [("g2", 1)]
         assert index.db.execute("SELECT count(*) FROM fts").fetchone() == (1,)
         assert [h.path for h in index.search("beta")] == ["/a.csv"] and not index.search("alpha")
+
+
+def test_a_first_build_merges_wide_then_leaves_fts5_defaults(tmp_path) -> None:
+    """A first build lets FTS5 merge 16 segments at a time; later syncs of the same index merge 4 (the default)."""
+    from tasks.store.search_write import BULK_AUTOMERGE, DEFAULT_AUTOMERGE, Prepared, SyncStats
+
+    def automerge(index: SearchIndex) -> int | None:
+        row = index.db.execute("SELECT v FROM fts_config WHERE k='automerge'").fetchone()
+        return row and row[0]
+
+    rows = [(f"/d/f{i}.csv", f"g{i}", i, 1.0, "csv", None, "tabular", "ok", None) for i in range(50)]
+    with SearchIndex(str(tmp_path / "i.sqlite")) as index:
+        assert index.db.execute("PRAGMA page_size").fetchone()[0] == 8192  # a new file
+        seen = []
+
+        def chunks():
+            seen.append(automerge(index))  # while the build runs
+            chunk = Prepared(reindex=[(r[1], "fp", "run", True) for r in rows])
+            chunk.add_group("", {"metadata": {"tabular": {"columns": [{"name": "alpha"}]}}}, rows)
+            yield chunk
+
+        stats = index.build(chunks(), SyncStats())
+        seen.append(automerge(index))
+        assert stats.files_indexed == 50 and seen == [BULK_AUTOMERGE, DEFAULT_AUTOMERGE]
+        assert len(index.search("alpha", limit=100)) == 50
+        assert index.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
