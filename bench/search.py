@@ -83,9 +83,10 @@ def generate(path: str, n: int) -> None:
             fh.write(json.dumps([row, md]) + "\n")
 
 
-def read_chunks(path: str, size: int = BULK_CHUNK) -> Iterator[list[str]]:
-    with open(path, encoding="utf-8") as fh:
-        chunk: list[str] = []
+def read_chunks(path: str, size: int = BULK_CHUNK) -> Iterator[list[bytes]]:
+    """Lines as bytes, the way the flow reads group files."""
+    with open(path, "rb") as fh:
+        chunk: list[bytes] = []
         for line in fh:
             chunk.append(line)
             if len(chunk) >= size:
@@ -95,7 +96,7 @@ def read_chunks(path: str, size: int = BULK_CHUNK) -> Iterator[list[str]]:
             yield chunk
 
 
-def prepare(lines: list[str]) -> Prepared:
+def prepare(lines: list[bytes]) -> Prepared:
     """The helper thread's half, as in the flow: parse documents, make rows, text and facts."""
     p = Prepared()
     for line in lines:
@@ -119,7 +120,7 @@ def build(db: str, records: str, result: multiprocessing.Queue) -> None:
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 
-def prepare_facts(lines: list[str]) -> tuple[list, list, FactColumns, set[str]]:
+def prepare_facts(lines: list[bytes]) -> tuple[list, list, FactColumns, set[str]]:
     facts = FactColumns()
     reindex = []
     for line in lines:
