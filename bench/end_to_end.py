@@ -4,7 +4,8 @@ What is compared (each a fresh subprocess, timed from start to exit):
 
 * plain loop: one process walks the corpus, asks the same registry for each file's
   extractor (``registry.infer``: extension, then the file's head) and calls the same
-  extractor function, keeping the results in memory. It writes nothing: it is the
+  extractor function, then the registry's fallbacks when it says "not my format" (as
+  the pipeline's chain does), keeping the results in memory. It writes nothing: it is the
   floor the pipeline cannot go under with one worker.
 * plain loop x 2: two such processes at once, each over every other file. What two
   CPU-bound processes gain on this machine (``parallel_ceiling``; shared caches, memory
@@ -70,13 +71,35 @@ from bench.make_tree import ensure  # noqa: E402
 VALIDATE = [sys.executable, "-m", "flows.cli", "validate"]
 
 
+def _extract_one(registry: Any, path: str, extension: str) -> Any:
+    """The dispatch the pipeline does, with no bookkeeping: the registry's choice, then its fallbacks.
+
+    A file whose first extractor says "not my format" (text named .fits) is tried with the
+    registry's fallbacks as the pipeline's chain does, so both do the same extraction work.
+    """
+    from extractors.base import NotMyFormat
+    from extractors.physical import PHYSICAL
+
+    _, ex = registry.infer(path, extension)
+    if ex is None:
+        return PHYSICAL.func(path)
+    try:
+        return ex.func(path)
+    except NotMyFormat:
+        for _, fallback in registry.fallbacks(path, extension, {ex.name}):
+            try:
+                return fallback.func(path)
+            except NotMyFormat:
+                continue
+        return PHYSICAL.func(path)
+
+
 def plain_loop(root: str, part: int = 0, parts: int = 1) -> dict[str, Any]:
     """The baseline (runs in its own process): same files, same dispatch, same extractor functions.
 
     With ``parts`` > 1, only every ``parts``-th file starting at ``part`` (for the parallel ceiling).
     """
     from extractors.detect import split_extension
-    from extractors.physical import PHYSICAL
     from extractors.registry import default_registry
 
     registry = default_registry()
@@ -92,8 +115,7 @@ def plain_loop(root: str, part: int = 0, parts: int = 1) -> dict[str, Any]:
                 continue
             path = os.path.join(dirpath, name)
             try:
-                _, ex = registry.infer(path, split_extension(name))
-                results.append((ex or PHYSICAL).func(path))
+                results.append(_extract_one(registry, path, split_extension(name)))
             except Exception as exc:  # noqa: BLE001 - a bad file is a result, as in the pipeline
                 results.append({"error": f"{type(exc).__name__}: {exc}"})
                 errors += 1
@@ -152,6 +174,7 @@ def _children_cpu() -> float:
 
 
 CPU_MARK = "xtract-bench-cpu-seconds "
+OWN_CPU_MARK = "xtract-bench-own-cpu-seconds "
 
 
 def reap(cmd: list[str]) -> int:
@@ -166,7 +189,10 @@ def reap(cmd: list[str]) -> int:
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass  # not Linux: the CPU figure covers only what the command itself waited for
-    rc = subprocess.call(cmd)
+    proc = subprocess.Popen(cmd)
+    _, status, own = os.wait4(proc.pid, 0)  # the command's own CPU (with what it reaped itself)
+    rc = os.waitstatus_to_exitcode(status)
+    print(f"{OWN_CPU_MARK}{own.ru_utime + own.ru_stime:.3f}", file=sys.stderr)
     while True:
         try:
             os.wait()
@@ -176,16 +202,20 @@ def reap(cmd: list[str]) -> int:
     return rc
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str, float]:
-    """(wall seconds, stdout, CPU seconds of the process and all its descendants)."""
+def _mark(stderr: str, mark: str) -> float:
+    return float(stderr.rsplit(mark, 1)[-1].split()[0]) if mark in stderr else float("nan")
+
+
+def timed(cmd: list[str], env: dict[str, str], *, own: bool = False) -> Any:
+    """(wall seconds, stdout, CPU seconds of the process and all its descendants[, of the process alone])."""
     started = time.perf_counter()
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--reap", *cmd], env=env, cwd=REPO,
                          capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
-    cpu = float(out.stderr.rsplit(CPU_MARK, 1)[-1].split()[0]) if CPU_MARK in out.stderr else float("nan")
-    return elapsed, out.stdout, cpu
+    cpu = _mark(out.stderr, CPU_MARK)
+    return (elapsed, out.stdout, cpu, _mark(out.stderr, OWN_CPU_MARK)) if own else (elapsed, out.stdout, cpu)
 
 
 def plain_in_parallel(corpus: str, parts: int, env: dict[str, str]) -> tuple[float, int]:
@@ -202,11 +232,11 @@ def plain_in_parallel(corpus: str, parts: int, env: dict[str, str]) -> tuple[flo
 
 def run_pipeline(corpus: str, workers: int, env: dict[str, str], work: str, tag: str) -> dict[str, Any]:
     out_dir = os.path.join(work, f"meta-{tag}")
-    secs, stdout, cpu = timed([sys.executable, "-m", "flows.cli", "run", corpus, "--metadata-dir", out_dir,
-                               "--workers", str(workers), "--json"], env)
+    secs, stdout, cpu, flow_cpu = timed([sys.executable, "-m", "flows.cli", "run", corpus, "--metadata-dir", out_dir,
+                                         "--workers", str(workers), "--json"], env, own=True)
     summary = json.loads(stdout.strip().splitlines()[-1])
-    return {"seconds": secs, "cpu": cpu, "flow_seconds": summary["seconds"], "stages": summary["stage_seconds"],
-            "out": out_dir, "summary": summary}
+    return {"seconds": secs, "cpu": cpu, "flow_cpu": flow_cpu, "flow_seconds": summary["seconds"],
+            "stages": summary["stage_seconds"], "out": out_dir, "summary": summary}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -319,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_bound_prefect_floor": round((min(floor) - min(bare) + best_plain)
                                              / (min(floor) - min(bare) + min(plain2)), 3),
         "cpu_overhead_ratio": round((min(r["cpu"] for r in w1) - min(plain_cpu)) / min(plain_cpu), 3),
+        # the flow process's own CPU (crawl, journal, search sync, Prefect): on 2 cores it competes with 2 workers
+        "flow_process_cpu_s_1_worker": round(best_w1["flow_cpu"], 2),
+        "flow_process_cpu_s_2_workers": round(best_w2["flow_cpu"], 2),
         "plain_loop_cpu_s": round(min(plain_cpu), 2), "pipeline_1_worker_cpu_s": round(min(r["cpu"] for r in w1), 2),
         "validated": all(r.get("validated") for r in w1 + w2),
         "load_avg_1m": round(os.getloadavg()[0], 2),

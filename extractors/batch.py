@@ -29,6 +29,11 @@ from extractors.limits import GroupTimeout, memory_cap_message, time_limit
 from extractors.physical import PHYSICAL
 from extractors.registry import AMBIGUOUS_EXTENSIONS, Registry, default_registry
 
+try:  # a dependency of the package; a bare extraction environment (a Compute endpoint) may lack it
+    import orjson
+except ImportError:  # pragma: no cover - exercised only where orjson is not installed
+    orjson = None  # type: ignore[assignment]
+
 #: Group-level extractor name when members use different extractors.
 MIXED = "matio"
 #: errno values that mean "the metadata disk cannot take more": never retried.
@@ -42,6 +47,21 @@ class MetadataWriteError(OSError):
 _TMP_SEQ = itertools.count()
 
 
+def _encode(doc: dict[str, Any]) -> bytes:
+    """UTF-8 JSON of a group document: orjson (a fifth of the standard library's time, on every group)
+    when it can; the standard library for what orjson refuses (integers past 64 bits, non-text keys,
+    lone surrogates), where a lone surrogate from an extractor is made valid text."""
+    if orjson is not None:
+        try:
+            return orjson.dumps(doc)
+        except orjson.JSONEncodeError:
+            pass
+    try:
+        return json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(clean_strings(doc), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
 def write_json_atomic(path: str, doc: dict[str, Any]) -> None:
     """Write JSON so that readers only ever see a complete file, with the user's umask.
 
@@ -49,11 +69,7 @@ def write_json_atomic(path: str, doc: dict[str, Any]) -> None:
     directory and are renamed over the target. ``remove_partial_files`` sweeps
     what a killed process leaves behind.
     """
-    text = json.dumps(doc, ensure_ascii=False, allow_nan=False)
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate from an extractor: make it valid text
-        data = json.dumps(clean_strings(doc), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    data = _encode(doc)
     directory = os.path.dirname(path)
     # Hot path (one call per group): a pid+counter name created 0o666, so the kernel applies the
     # umask; mkstemp's 0o600 would cost a chmod and two umask calls per file. O_EXCL keeps it safe.
