@@ -319,6 +319,7 @@ class ExtractionRun:
                 if broken is not None:
                     self._on_broken(broken)
                 self._watchdog()
+                self.pool.check()
                 now = time.monotonic()
                 if self.on_progress and now - last_progress >= self.progress_every_s:
                     last_progress = now

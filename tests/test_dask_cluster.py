@@ -29,7 +29,7 @@ def env(tmp_path, subprocess_env) -> dict[str, str]:
 
 
 def start_run(data: pathlib.Path, out: pathlib.Path, address: str, env: dict[str, str]) -> subprocess.Popen:
-    """A run whose batches are due within 20 s (a batch of a lost scheduler is noticed at its deadline)."""
+    """A run whose files are due within 20 s each (a hung batch is noticed at its deadline)."""
     return subprocess.Popen([sys.executable, "-m", "flows.cli", "run", str(data), "-o", str(out), "--executor",
                              "dask", "--dask-address", address, "--batch-size", "10", "--time-limit", "20",
                              "--json", "--quiet"],
@@ -81,6 +81,9 @@ def test_scheduler_lost_fails_clearly_and_the_rerun_resumes(tmp_path, env):
     last = stderr.strip().splitlines()[-1]
     assert last.startswith("xtract:") and "Traceback" not in stderr[-2000:], stderr[-3000:]
     print(f"\nscheduler lost: the run ended {lost_after_s:.1f}s later: {last}")
+    # the pool watches its scheduler (a look every 2 s, three misses): not the client's 30 s reconnect
+    # timeout, nor the batch deadline (2 x 20 s x 10 files)
+    assert lost_after_s < 30, lost_after_s
     done_before = len(list((out / "groups").glob("*.json")))
 
     second = start_cluster(env, tmp_path / "logs-2")

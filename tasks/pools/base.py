@@ -65,6 +65,14 @@ class ExtractionPool:
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         return self.executor.submit(fn, *args, **kwargs)
 
+    def check(self) -> None:
+        """Raise the engine's error when it is known to be gone (called between waits; cheap, rate-limited).
+
+        A local pool reports a dead worker through its futures; an engine behind a connection
+        (a Dask scheduler) can vanish with every future still pending, which only the batch
+        deadline would otherwise notice.
+        """
+
     def kill(self) -> None:
         """Stop every worker now (a hung C extension ignores gentler requests) and reap them.
 
@@ -110,6 +118,9 @@ class WrappingPool(ExtractionPool):
 
     def capacity(self) -> int:
         return self.inner.capacity()
+
+    def check(self) -> None:
+        self.inner.check()
 
     def kill(self) -> None:
         self.inner.kill()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
@@ -26,6 +27,10 @@ from xtract_blocks.errors import ComputeError
 
 #: Times the scheduler re-runs a task whose worker died before it fails with KilledWorker (LocalCluster).
 ALLOWED_FAILURES = 1
+#: Seconds between looks at an existing cluster's scheduler, and failed looks in a row that mean it is gone
+#: (one refused or slow connection on a loaded machine is not enough to abandon a run).
+WATCH_EVERY_S = 2.0
+WATCH_MISSES = 3
 
 
 class DaskPool(ExtractionPool):
@@ -38,6 +43,8 @@ class DaskPool(ExtractionPool):
     def __init__(self, spec: PoolSpec) -> None:
         self.cluster: Any = None
         self.client: Any = None
+        self._next_look = 0.0
+        self._misses = 0
         super().__init__(spec)
 
     def _start(self) -> Executor:
@@ -74,8 +81,24 @@ class DaskPool(ExtractionPool):
                 raise self._lost(exc) from None
             raise
 
+    def check(self) -> None:
+        """A scheduler that stopped answering ends the run in seconds, not at the batch deadline."""
+        now = time.monotonic()
+        if now < self._next_look:
+            return
+        self._next_look = now + WATCH_EVERY_S
+        self._misses = self._misses + 1 if self._scheduler_gone() else 0
+        if self._misses >= WATCH_MISSES:
+            raise self._lost(ConnectionError("the scheduler stopped answering"))
+
     def kill(self) -> None:
-        """Restart the workers processing anything (a hung C extension ignores cancellation)."""
+        """Restart the workers processing anything (a hung C extension ignores cancellation).
+
+        Not when the scheduler is known gone: every call through the client would wait out its
+        reconnect timeout, and there is no scheduler left to cancel anything on.
+        """
+        if self._misses >= WATCH_MISSES:
+            return
         try:
             self._kill_busy()
         except Exception as exc:
