@@ -40,9 +40,6 @@ FTS_LEAF_BYTES = 8100
 #: records, the same segments a query reads within a few), then the default again for later syncs.
 BULK_AUTOMERGE = 16
 DEFAULT_AUTOMERGE = 4
-#: Page cache while a first build creates the docs indexes: SQLite sorts in memory up to the cache size and
-#: spills sorted runs to temporary files past it; 1M paths (~60 MB of keys) then sort in one pass.
-INDEX_SORT_CACHE_KB = 128 * 1024
 #: Secondary indexes of docs: dropped for a first build, created after it (one sort each). Low-cardinality
 #: columns (extractor, status) have none: a filtered listing scans newest-first and stops at ``limit``.
 _DOC_INDEXES = """
@@ -180,12 +177,7 @@ class IndexWriter:
         self._fresh = False
         self._uncommitted = 0
         self._fts_config("automerge", DEFAULT_AUTOMERGE)
-        cache = self.db.execute("PRAGMA cache_size").fetchone()[0]
-        self.db.execute(f"PRAGMA cache_size=-{INDEX_SORT_CACHE_KB}")
-        try:
-            self._create_doc_indexes()
-        finally:
-            self.db.execute(f"PRAGMA cache_size={int(cache)}")
+        self._create_doc_indexes()
         self.db.execute("PRAGMA journal_mode=WAL")
 
     def _create_doc_indexes(self) -> None:
