@@ -72,26 +72,14 @@ VALIDATE = [sys.executable, "-m", "flows.cli", "validate"]
 
 
 def _extract_one(registry: Any, path: str, extension: str) -> Any:
-    """The dispatch the pipeline does, with no bookkeeping: the registry's choice, then its fallbacks.
-
-    A file whose first extractor says "not my format" (text named .fits) is tried with the
-    registry's fallbacks as the pipeline's chain does, so both do the same extraction work.
-    """
-    from extractors.base import NotMyFormat
+    """The pipeline's dispatch without its bookkeeping: the registry's choice, then its fallback chain
+    (``extractors.batch._run_chain``, so a text file named .fits is extracted as a table in both)."""
+    from extractors.batch import _run_chain
     from extractors.physical import PHYSICAL
 
-    _, ex = registry.infer(path, extension)
-    if ex is None:
-        return PHYSICAL.func(path)
-    try:
-        return ex.func(path)
-    except NotMyFormat:
-        for _, fallback in registry.fallbacks(path, extension, {ex.name}):
-            try:
-                return fallback.func(path)
-            except NotMyFormat:
-                continue
-        return PHYSICAL.func(path)
+    mime, ex = registry.infer(path, extension)
+    _, _, result = _run_chain(registry, path, extension, mime, ex, [])
+    return PHYSICAL.func(path) if result is None else result
 
 
 def plain_loop(root: str, part: int = 0, parts: int = 1) -> dict[str, Any]:
@@ -206,8 +194,8 @@ def _mark(stderr: str, mark: str) -> float:
     return float(stderr.rsplit(mark, 1)[-1].split()[0]) if mark in stderr else float("nan")
 
 
-def timed(cmd: list[str], env: dict[str, str], *, own: bool = False) -> Any:
-    """(wall seconds, stdout, CPU seconds of the process and all its descendants[, of the process alone])."""
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str, float, float]:
+    """(wall seconds, stdout, CPU seconds of the process and all its descendants, of the process alone)."""
     started = time.perf_counter()
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--reap", *cmd], env=env, cwd=REPO,
                          capture_output=True, text=True, check=False)
@@ -215,7 +203,7 @@ def timed(cmd: list[str], env: dict[str, str], *, own: bool = False) -> Any:
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
     cpu = _mark(out.stderr, CPU_MARK)
-    return (elapsed, out.stdout, cpu, _mark(out.stderr, OWN_CPU_MARK)) if own else (elapsed, out.stdout, cpu)
+    return elapsed, out.stdout, cpu, _mark(out.stderr, OWN_CPU_MARK)
 
 
 def plain_in_parallel(corpus: str, parts: int, env: dict[str, str]) -> tuple[float, int]:
@@ -233,7 +221,7 @@ def plain_in_parallel(corpus: str, parts: int, env: dict[str, str]) -> tuple[flo
 def run_pipeline(corpus: str, workers: int, env: dict[str, str], work: str, tag: str) -> dict[str, Any]:
     out_dir = os.path.join(work, f"meta-{tag}")
     secs, stdout, cpu, flow_cpu = timed([sys.executable, "-m", "flows.cli", "run", corpus, "--metadata-dir", out_dir,
-                                         "--workers", str(workers), "--json"], env, own=True)
+                                         "--workers", str(workers), "--json"], env)
     summary = json.loads(stdout.strip().splitlines()[-1])
     return {"seconds": secs, "cpu": cpu, "flow_cpu": flow_cpu, "flow_seconds": summary["seconds"],
             "stages": summary["stage_seconds"], "out": out_dir, "summary": summary}
@@ -291,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                     plain2.append(secs)
                     print(f"round {i} plain x 2: {secs:.2f}s wall", file=sys.stderr)
                 elif what == "plain":
-                    secs, stdout, cpu = timed([sys.executable, os.path.abspath(__file__), "--plain", corpus], env)
+                    secs, stdout, cpu, _ = timed([sys.executable, os.path.abspath(__file__), "--plain", corpus], env)
                     counted = json.loads(stdout.strip().splitlines()[-1])
                     assert counted["files"] == tree["files"], counted
                     plain.append(secs)
