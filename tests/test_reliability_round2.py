@@ -396,6 +396,20 @@ def server_pid(pid: int) -> int | None:
     return next((c for c, cmd in children(pid) if "uvicorn" in cmd and "prefect.server" in cmd), None)
 
 
+@contextlib.contextmanager
+def run_under_way(cmd: list[str], env: dict[str, str], cwd: pathlib.Path, out: pathlib.Path
+                  ) -> Iterator[subprocess.Popen]:
+    """``xtract run`` in a session of its own, once 4 groups are journalled; SIGKILLed (all of it) if still running."""
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: journalled(out) >= 4, 240, proc), proc.communicate()
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 @pytest.mark.slow
 def test_ctrl_c_to_the_process_group_ends_the_run_in_seconds_and_the_rerun_resumes(tmp_path, xtract_bin,
                                                                                    subprocess_env):
@@ -405,19 +419,13 @@ def test_ctrl_c_to_the_process_group_ends_the_run_in_seconds_and_the_rerun_resum
     slow_tree(data)
     out = tmp_path / "out"
     cmd = [*xtract_bin, "run", str(data), "-o", str(out), "--workers", "2", "--batch-size", "2", "-q"]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        assert wait_for(lambda: journalled(out) >= 4, 240, proc), proc.communicate()
+    with run_under_way(cmd, env, tmp_path, out) as proc:
         server = server_pid(proc.pid)
         assert server is not None
         started = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         _, err = proc.communicate(timeout=60)
         took = time.monotonic() - started
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
     assert took < 15, took
     assert err.strip().splitlines()[-1] == "xtract: interrupted; rerun the same command to resume"
@@ -442,17 +450,11 @@ def test_sigterm_ends_the_run_with_143_and_a_consistent_journal(tmp_path, xtract
     slow_tree(data)
     out = tmp_path / "out"
     cmd = [*xtract_bin, "run", str(data), "-o", str(out), "--workers", "2", "--batch-size", "2", "-q"]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        assert wait_for(lambda: journalled(out) >= 4, 240, proc), proc.communicate()
+    with run_under_way(cmd, env, tmp_path, out) as proc:
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         took = time.monotonic() - started
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 143, err
     assert took < 15, took
     assert err.strip().splitlines()[-1] == "xtract: terminated; rerun the same command to resume"
@@ -471,17 +473,11 @@ def test_a_server_killed_mid_run_costs_the_metadata_nothing(tmp_path, xtract_bin
     slow_tree(data)
     out = tmp_path / "out"
     cmd = [*xtract_bin, "run", str(data), "-o", str(out), "--workers", "2", "--batch-size", "2", "--json", "-q"]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        assert wait_for(lambda: journalled(out) >= 4, 240, proc), proc.communicate()
+    with run_under_way(cmd, env, tmp_path, out) as proc:
         server = server_pid(proc.pid)
         assert server is not None
         os.kill(server, signal.SIGKILL)
         outs, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 3, err
     assert "the metadata is complete" in err and "Traceback" not in err
     summary = json.loads(outs.strip().splitlines()[-1])
@@ -533,18 +529,12 @@ def test_an_external_server_lost_mid_run_ends_the_run_seconds_after_the_extracti
     with external_server(tmp_path / "prefect-home") as (server, url):
         env = {**subprocess_env, "PREFECT_API_URL": url, "PYTHONPATH": f"{REPO}{os.pathsep}{plugin_dir}"}
         cmd = [*xtract_bin, "run", str(data), "-o", str(out), "--workers", "2", "--batch-size", "2", "--json", "-q"]
-        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        try:
-            assert wait_for(lambda: journalled(out) >= 4, 240, proc), proc.communicate()
+        with run_under_way(cmd, env, tmp_path, out) as proc:
             os.killpg(server.pid, signal.SIGKILL)  # the server and its children: gone for good
             server.wait(10)
             killed = time.monotonic()
             outs, err = proc.communicate(timeout=300)
             took = time.monotonic() - killed
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 3, err
     warnings = [line for line in err.splitlines() if line.startswith("xtract: warning:")]
     assert len(warnings) == 1 and "status could not be reported" in warnings[0], err
